@@ -1,0 +1,23 @@
+// Float vector primitives for attention and elementwise work. Each has a portable and an
+// AVX2/FMA/F16C build of the same source (vec_ops_impl.inc), picked once at run time.
+#pragma once
+#include <cstdint>
+
+namespace ts::kernels {
+
+struct VecOps {
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float* y, float a, const float* x, int64_t n);         // y += a*x
+  void (*scale)(float* y, float a, int64_t n);                        // y *= a
+  void (*fp16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  void (*f32_to_fp16)(const float* x, uint16_t* y, int64_t n);
+  float (*sum_sq)(const float* x, int64_t n);
+  void (*silu_mul)(float* g, const float* u, int64_t n);             // g = silu(g) * u
+};
+
+const VecOps& vec_ops();
+
+namespace generic { extern const VecOps vec_ops_table; }
+namespace avx2 { extern const VecOps vec_ops_table; }
+
+}  // namespace ts::kernels

@@ -1,0 +1,10 @@
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "cpu/vec_ops.hpp"
+#include "util/fp16.hpp"
+
+namespace ts::kernels::avx2 {
+#include "cpu/vec_ops_impl.inc"
+}

@@ -1,0 +1,93 @@
+// The operations a model forward pass is written over. Backends implement operations, not
+// models (DESIGN.md "Layers"). Buffers passed to operations are backend memory obtained from
+// alloc(); for the CPU backend that is ordinary host memory.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "gguf/gguf_types.hpp"
+
+namespace ts {
+
+// A 2-D weight matrix in its GGUF type: n_out rows of n_in elements.
+struct Weight {
+  GgmlType type{};
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  size_t row_bytes = 0;
+  const uint8_t* data = nullptr;  // host copy (mmap'd); backends may keep their own
+};
+
+enum class RopeStyle { adjacent, neox };  // llama GGUF: pairs (2i, 2i+1); qwen2: (i, i + d/2)
+
+struct RopeParams {
+  RopeStyle style = RopeStyle::adjacent;
+  int32_t head_dim = 0;
+  float freq_base = 10000.f;
+  const float* freq_factors = nullptr;  // head_dim/2 divisors (Llama 3.1 rope_freqs), or null
+};
+
+// One layer's slice of the KV cache: keys before RoPE, fp16, head-major [kv_head][token][dim].
+struct KvLayerView {
+  uint16_t* k = nullptr;
+  uint16_t* v = nullptr;
+  int64_t capacity = 0;  // tokens per head
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;
+  uint16_t* k_at(int32_t h, int64_t t) const { return k + (int64_t(h) * capacity + t) * head_dim; }
+  uint16_t* v_at(int32_t h, int64_t t) const { return v + (int64_t(h) * capacity + t) * head_dim; }
+};
+
+// Attention of m queries (cache indices q_first .. q_first+m-1) over a set of cached keys.
+// A query never sees a key with a larger cache index (causal). Keys and queries are rotated
+// with RoPE here, at the given positions, because the cache holds keys before RoPE.
+struct AttentionArgs {
+  const float* q = nullptr;  // m x n_heads x head_dim, before RoPE
+  int64_t m = 0;
+  int32_t n_heads = 0;
+  KvLayerView kv;
+  int64_t q_first = 0;
+  const int32_t* keys = nullptr;     // ascending cache indices; null: all of [0, n_keys)
+  int64_t n_keys = 0;
+  const int32_t* key_pos = nullptr;  // RoPE position per attended key; null: its cache index
+  const int32_t* q_pos = nullptr;    // RoPE position per query; null: its cache index
+  RopeParams rope;
+  float scale = 1.f;
+  float* out = nullptr;  // m x n_heads x head_dim
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  virtual float* alloc(size_t n_floats) = 0;
+  virtual void free(float* p) = 0;
+
+  // y[m x n_out] = x[m x n_in] . W^T
+  virtual void matmul(const Weight& w, const float* x, int64_t m, float* y) = 0;
+  // y[i] = row ids[i] of W, dequantised (embedding lookup).
+  virtual void get_rows(const Weight& w, const int32_t* ids, int64_t m, float* y) = 0;
+  // y[i] = x[i] / rms(x[i]) * weight, over rows of n.
+  virtual void rmsnorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y) = 0;
+  // x[i] += bias, over rows of n.
+  virtual void add_bias(float* x, const float* bias, int64_t m, int64_t n) = 0;
+  // y += x, n elements.
+  virtual void add(float* y, const float* x, int64_t n) = 0;
+  // gate = silu(gate) * up, n elements.
+  virtual void swiglu(float* gate, const float* up, int64_t n) = 0;
+  // Append m tokens' K (before RoPE) and V, row-major [m][n_kv_heads*head_dim], at cache index t0.
+  virtual void kv_store(const KvLayerView& kv, int64_t t0, int64_t m, const float* k, const float* v) = 0;
+  virtual void attention(const AttentionArgs& args) = 0;
+  // TokenSelect criticality: scores[h * n + j] = qbar[h] . K_{h / group}(c0 + j) * scale for
+  // candidates j in [0, n = c1 - c0), with keys before RoPE. Reads each key once per KV head.
+  virtual void selection_scores(const KvLayerView& kv, const float* qbar, int32_t n_heads, int64_t c0, int64_t c1,
+                                float scale, float* scores) = 0;
+};
+
+// The CPU backend (always available). n_threads <= 0: all hardware threads.
+std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+
+}  // namespace ts

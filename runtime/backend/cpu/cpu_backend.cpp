@@ -1,0 +1,188 @@
+// The reference backend: every operation on the host, split over a thread pool.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/cpu/rope_table.hpp"
+#include "cpu/quant.hpp"
+#include "cpu/vec_ops.hpp"
+#include "util/error.hpp"
+#include "util/thread_pool.hpp"
+
+namespace ts {
+namespace {
+
+constexpr int64_t kRowBlock = 32;        // weight rows per scheduling unit of a matmul
+constexpr int64_t kParallelMin = 1 << 14;  // elementwise ops smaller than this stay on one thread
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads) : pool_(n_threads), ops_(kernels::vec_ops()) {
+    scores_.resize(size_t(pool_.size()));
+    qrot_.resize(size_t(pool_.size()));
+  }
+
+  std::string name() const override { return "cpu"; }
+
+  float* alloc(size_t n) override {
+    void* p = std::aligned_alloc(64, std::max<size_t>(64, (n * sizeof(float) + 63) / 64 * 64));
+    if (!p) fail(Status::out_of_memory, "cpu backend: cannot allocate " + std::to_string(n * 4) + " bytes");
+    return static_cast<float*>(p);
+  }
+  void free(float* p) override { std::free(p); }
+
+  void matmul(const Weight& w, const float* x, int64_t m, float* y) override {
+    const size_t arb = kernels::act_row_bytes(w.type, w.n_in);
+    act_.resize(size_t(m) * arb);
+    uint8_t* act = act_.data();
+    pool_.parallel_for(m, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) kernels::quantize_act_row(w.type, x + i * w.n_in, act + i * arb, w.n_in);
+    });
+    const int64_t blocks = (w.n_out + kRowBlock - 1) / kRowBlock;
+    pool_.parallel_for(blocks, [&](int, int64_t b, int64_t e) {
+      kernels::matmul_tile(w.type, w.n_in, w.data, w.row_bytes, b * kRowBlock,
+                           std::min(w.n_out, e * kRowBlock), act, arb, m, y, w.n_out);
+    });
+  }
+
+  void get_rows(const Weight& w, const int32_t* ids, int64_t m, float* y) override {
+    for (int64_t i = 0; i < m; ++i) {
+      if (ids[i] < 0 || ids[i] >= w.n_out)
+        fail(Status::invalid_arg, "token id " + std::to_string(ids[i]) + " outside the vocabulary");
+      kernels::dequantize_row(w.type, w.data + size_t(ids[i]) * w.row_bytes, y + i * w.n_in, w.n_in);
+    }
+  }
+
+  void rmsnorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y) override {
+    pool_.parallel_for(m, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const float* xi = x + i * n;
+        float* yi = y + i * n;
+        const float s = 1.f / std::sqrt(ops_.sum_sq(xi, n) / float(n) + eps);
+        for (int64_t j = 0; j < n; ++j) yi[j] = xi[j] * s * weight[j];
+      }
+    });
+  }
+
+  void add_bias(float* x, const float* bias, int64_t m, int64_t n) override {
+    for (int64_t i = 0; i < m; ++i) ops_.axpy(x + i * n, 1.f, bias, n);
+  }
+
+  void add(float* y, const float* x, int64_t n) override {
+    elementwise(n, [&](int64_t b, int64_t e) { ops_.axpy(y + b, 1.f, x + b, e - b); });
+  }
+
+  void swiglu(float* gate, const float* up, int64_t n) override {
+    elementwise(n, [&](int64_t b, int64_t e) { ops_.silu_mul(gate + b, up + b, e - b); });
+  }
+
+  void kv_store(const KvLayerView& kv, int64_t t0, int64_t m, const float* k, const float* v) override {
+    const int64_t row = int64_t(kv.n_kv_heads) * kv.head_dim;
+    for (int64_t i = 0; i < m; ++i)
+      for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
+        ops_.f32_to_fp16(k + i * row + int64_t(h) * kv.head_dim, kv.k_at(h, t0 + i), kv.head_dim);
+        ops_.f32_to_fp16(v + i * row + int64_t(h) * kv.head_dim, kv.v_at(h, t0 + i), kv.head_dim);
+      }
+  }
+
+  void attention(const AttentionArgs& a) override;
+  void selection_scores(const KvLayerView& kv, const float* qbar, int32_t n_heads, int64_t c0, int64_t c1,
+                        float scale, float* scores) override;
+
+ private:
+  template <class F>
+  void elementwise(int64_t n, F&& f) {
+    if (n < kParallelMin) return f(0, n);
+    pool_.parallel_for(n, [&](int, int64_t b, int64_t e) { f(b, e); });
+  }
+
+  ThreadPool pool_;
+  const kernels::VecOps& ops_;
+  std::vector<uint8_t> act_;
+  cpu::RopeTable rope_;
+  std::vector<float> kf_, vf_;  // attended keys (rotated) and values as f32, [kv_head][key][dim]
+  std::vector<std::vector<float>> scores_, qrot_;  // per thread
+};
+
+void CpuBackend::attention(const AttentionArgs& a) {
+  const int32_t d = a.kv.head_dim, H = a.n_heads, Hkv = a.kv.n_kv_heads, group = H / Hkv;
+  const int64_t nk = a.n_keys;
+  int64_t max_pos = 0;
+  for (int64_t j = 0; j < nk; ++j) max_pos = std::max<int64_t>(max_pos, a.key_pos ? a.key_pos[j] : (a.keys ? a.keys[j] : j));
+  for (int64_t i = 0; i < a.m; ++i) max_pos = std::max<int64_t>(max_pos, a.q_pos ? a.q_pos[i] : a.q_first + i);
+  rope_.ensure(a.rope, max_pos + 1);
+
+  // Gather the attended keys once per KV head, rotated at their positions: shared by the
+  // `group` query heads of the head group and by every query of the chunk.
+  kf_.resize(size_t(Hkv * nk * d));
+  vf_.resize(size_t(Hkv * nk * d));
+  pool_.parallel_for(Hkv * nk, [&](int, int64_t b, int64_t e) {
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int32_t h = int32_t(idx / nk);
+      const int64_t j = idx % nk;
+      const int64_t t = a.keys ? a.keys[j] : j;
+      const int64_t pos = a.key_pos ? a.key_pos[j] : t;
+      float* kd = kf_.data() + idx * d;
+      ops_.fp16_to_f32(a.kv.k_at(h, t), kd, d);
+      cpu::rope_apply(rope_, a.rope.style, d, pos, kd);
+      ops_.fp16_to_f32(a.kv.v_at(h, t), vf_.data() + idx * d, d);
+    }
+  });
+
+  pool_.parallel_for(a.m * H, [&](int thread, int64_t b, int64_t e) {
+    std::vector<float>& s = scores_[size_t(thread)];
+    std::vector<float>& q = qrot_[size_t(thread)];
+    s.resize(size_t(nk));
+    q.resize(size_t(d));
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int64_t i = idx / H;
+      const int32_t hq = int32_t(idx % H), g = hq / group;
+      const int64_t qi = a.q_first + i;  // causal limit: keys with cache index <= qi
+      const int64_t visible = a.keys ? std::upper_bound(a.keys, a.keys + nk, qi) - a.keys
+                                     : std::min<int64_t>(nk, qi + 1);
+      std::copy_n(a.q + (i * H + hq) * d, d, q.data());
+      cpu::rope_apply(rope_, a.rope.style, d, a.q_pos ? a.q_pos[i] : qi, q.data());
+      const float* kg = kf_.data() + int64_t(g) * nk * d;
+      const float* vg = vf_.data() + int64_t(g) * nk * d;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < visible; ++j) {
+        s[size_t(j)] = ops_.dot(q.data(), kg + j * d, d) * a.scale;
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      float sum = 0;
+      for (int64_t j = 0; j < visible; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
+      float* o = a.out + (i * H + hq) * d;
+      std::fill_n(o, d, 0.f);
+      for (int64_t j = 0; j < visible; ++j) ops_.axpy(o, s[size_t(j)], vg + j * d, d);
+      if (visible > 0) ops_.scale(o, 1.f / sum, d);
+    }
+  });
+}
+
+void CpuBackend::selection_scores(const KvLayerView& kv, const float* qbar, int32_t n_heads, int64_t c0,
+                                  int64_t c1, float scale, float* scores) {
+  const int32_t d = kv.head_dim, group = n_heads / kv.n_kv_heads;
+  const int64_t n = c1 - c0;
+  pool_.parallel_for(int64_t(kv.n_kv_heads) * n, [&](int thread, int64_t b, int64_t e) {
+    std::vector<float>& k = qrot_[size_t(thread)];
+    k.resize(size_t(d));
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int32_t g = int32_t(idx / n);
+      const int64_t j = idx % n;
+      ops_.fp16_to_f32(kv.k_at(g, c0 + j), k.data(), d);
+      for (int32_t hh = 0; hh < group; ++hh) {
+        const int32_t h = g * group + hh;
+        scores[int64_t(h) * n + j] = ops_.dot(qbar + int64_t(h) * d, k.data(), d) * scale;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+}  // namespace ts

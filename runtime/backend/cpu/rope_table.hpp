@@ -1,0 +1,30 @@
+// cos/sin of RoPE angles per position, computed once and grown on demand: rotating every
+// attended key at its (possibly remapped) position must be a table lookup, not sincos calls.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.hpp"
+
+namespace ts::cpu {
+
+class RopeTable {
+ public:
+  // Makes positions [0, n_positions) available. Not thread-safe; call before parallel work.
+  void ensure(const RopeParams& p, int64_t n_positions);
+  const float* cos_at(int64_t pos) const { return cos_.data() + pos * half_; }
+  const float* sin_at(int64_t pos) const { return sin_.data() + pos * half_; }
+
+ private:
+  int32_t half_ = 0;
+  float base_ = 0;
+  const float* factors_ = nullptr;
+  int64_t n_ = 0;
+  std::vector<double> inv_freq_;
+  std::vector<float> cos_, sin_;
+};
+
+// Rotates one head vector x[head_dim] in place at position pos.
+void rope_apply(const RopeTable& t, RopeStyle style, int32_t head_dim, int64_t pos, float* x);
+
+}  // namespace ts::cpu

@@ -1,0 +1,226 @@
+#include "engine/session.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "tokenizer/tokenizer.hpp"
+#include "util/error.hpp"
+
+namespace ts {
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Longest suffix of `text` that is a proper prefix of some stop string: it must be held back
+// because the next piece may complete the stop string.
+size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const std::string& s : stops)
+    for (size_t n = std::min(s.size() - 1, text.size()); n > hold; --n)
+      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
+        hold = n;
+        break;
+      }
+  return hold;
+}
+
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::end_of_generation: return "end_of_generation";
+    case StopReason::stop_string: return "stop_string";
+    case StopReason::max_tokens: return "max_tokens";
+    case StopReason::callback: return "callback";
+    case StopReason::cancelled: return "cancelled";
+    case StopReason::context_full: return "context_full";
+  }
+  return "unknown";
+}
+
+void SessionOptions::validate() const {
+  if (n_ctx < 0) fail(Status::invalid_arg, "session: n_ctx must be >= 0");
+  if (chunk < 1) fail(Status::invalid_arg, "session: chunk must be >= 1");
+  if (n_threads < 0) fail(Status::invalid_arg, "session: n_threads must be >= 0");
+  select.validate();
+  check_chunk(chunk, select);
+}
+
+void check_chunk(int32_t chunk, const SelectOptions& s) {
+  // Every query of a chunk must sit in the local window, so it attends to its own chunk.
+  if (s.mode == AttentionMode::tokenselect && chunk > s.n_local)
+    fail(Status::invalid_arg, fmt::format("session: prefill chunk {} exceeds n_local {}", chunk, s.n_local));
+}
+
+static int64_t resolve_ctx(const Model& m, const SessionOptions& o) {
+  o.validate();
+  if (o.n_ctx > 0) return o.n_ctx;
+  return o.select.mode == AttentionMode::full ? m.hparams().n_ctx_train : std::max<int64_t>(65536, m.hparams().n_ctx_train);
+}
+
+Session::Session(std::shared_ptr<const Model> model, const SessionOptions& opts)
+    : model_(std::move(model)),
+      opts_(opts),
+      backend_(make_cpu_backend(opts.n_threads)),
+      kv_(model_->hparams().n_layer, model_->hparams().n_head_kv, model_->hparams().head_dim,
+          resolve_ctx(*model_, opts)),
+      forward_(std::make_unique<Forward>(*model_, *backend_, opts.chunk)),
+      policy_(std::make_unique<TokenSelectPolicy>(*backend_, model_->hparams().n_layer, model_->hparams().n_head,
+                                                  model_->hparams().head_dim, opts.select)) {
+  forward_->set_policy(policy_.get());
+}
+
+void Session::set_select_options(const SelectOptions& o) {
+  o.validate();
+  check_chunk(opts_.chunk, o);
+  policy_->set_options(o);
+  opts_.select = o;
+}
+
+Session::~Session() = default;
+
+void Session::step(std::span<const int32_t> tokens, LogitsMode mode) {
+  const float* l = forward_->run(tokens, kv_, mode);
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  if (mode == LogitsMode::last) {
+    const int32_t nv = model_->hparams().n_vocab;
+    last_logits_.assign(l, l + nv);
+    has_logits_ = true;
+  } else {
+    has_logits_ = false;
+  }
+}
+
+void Session::truncate(int64_t n) {
+  if (n < 0 || n > int64_t(tokens_.size()))
+    fail(Status::invalid_arg, fmt::format("truncate: {} is outside [0, {}]", n, tokens_.size()));
+  if (n == int64_t(tokens_.size())) return;
+  tokens_.resize(size_t(n));
+  kv_.set_size(n);
+  policy_->truncate(n);
+  has_logits_ = false;
+}
+
+void Session::prefill(std::span<const int32_t> tokens, const ProgressFn& progress) {
+  if (tokens.empty()) return;
+  const int64_t before = int64_t(tokens_.size());
+  if (before + int64_t(tokens.size()) > kv_.capacity())
+    fail(Status::context_full, fmt::format("context full: {} cached + {} new tokens exceed the context size {}",
+                                           before, tokens.size(), kv_.capacity()));
+  const int32_t nv = model_->hparams().n_vocab;
+  for (int32_t t : tokens)
+    if (t < 0 || t >= nv) fail(Status::invalid_arg, fmt::format("token id {} outside the vocabulary [0, {})", t, nv));
+  cancel_.store(false);
+  const double t_start = now_seconds();
+  try {
+    for (size_t done = 0; done < tokens.size();) {
+      if (cancel_.exchange(false)) fail(Status::cancelled, "prefill cancelled");
+      const size_t n = std::min(tokens.size() - done, size_t(opts_.chunk));
+      const bool last = done + n == tokens.size();
+      step(tokens.subspan(done, n), last ? LogitsMode::last : LogitsMode::none);
+      done += n;
+      if (progress) progress(int64_t(done), int64_t(tokens.size()));
+    }
+  } catch (...) {
+    truncate(before);
+    throw;
+  }
+  stats_.prefill_tokens += int64_t(tokens.size());
+  stats_.prefill_seconds += now_seconds() - t_start;
+}
+
+std::vector<float> Session::eval_all(std::span<const int32_t> tokens) {
+  const int32_t nv = model_->hparams().n_vocab;
+  std::vector<float> out;
+  out.reserve(tokens.size() * size_t(nv));
+  for (size_t done = 0; done < tokens.size();) {
+    const size_t n = std::min(tokens.size() - done, size_t(opts_.chunk));
+    const float* l = forward_->run(tokens.subspan(done, n), kv_, LogitsMode::all);
+    out.insert(out.end(), l, l + n * size_t(nv));
+    tokens_.insert(tokens_.end(), tokens.begin() + ptrdiff_t(done), tokens.begin() + ptrdiff_t(done + n));
+    done += n;
+  }
+  last_logits_.assign(out.end() - nv, out.end());
+  has_logits_ = true;
+  return out;
+}
+
+GenerateResult Session::generate(const GenerateOptions& opts, const PieceFn& on_piece) {
+  if (!has_logits_) fail(Status::invalid_arg, "generate: nothing to continue from (prefill first)");
+  if (opts.max_tokens < 0) fail(Status::invalid_arg, "generate: max_tokens must be >= 0");
+  for (const std::string& s : opts.stop)
+    if (s.empty()) fail(Status::invalid_arg, "generate: empty stop string");
+  Sampler sampler(opts.sampler);
+  const Tokenizer& tok = model_->tokenizer();
+  TokenStreamDecoder stream(tok);
+  GenerateResult r;
+  std::string pending;  // decoded text not yet handed out (may start a stop string)
+  cancel_.store(false);
+  const double t_start = now_seconds();
+  bool first = true;
+
+  auto emit = [&](std::string_view piece, int32_t token) {
+    r.text.append(piece);
+    if (on_piece && !piece.empty() && !on_piece(piece, token)) {
+      r.reason = StopReason::callback;
+      return false;
+    }
+    return true;
+  };
+
+  for (int32_t i = 0;; ++i) {
+    if (i >= opts.max_tokens) {
+      r.reason = StopReason::max_tokens;
+      break;
+    }
+    if (cancel_.exchange(false)) {
+      r.reason = StopReason::cancelled;
+      break;
+    }
+    const int32_t id = sampler.sample(last_logits_.data(), model_->hparams().n_vocab, tokens_);
+    if (first) {
+      stats_.first_token_seconds = now_seconds() - t_start;
+      first = false;
+    }
+    if (tok.is_end_of_generation(id)) {
+      r.reason = StopReason::end_of_generation;
+      break;
+    }
+    r.tokens.push_back(id);
+    pending += stream.push(id);
+    if (!opts.stop.empty()) {
+      size_t cut = std::string::npos;
+      for (const std::string& s : opts.stop) cut = std::min(cut, pending.find(s));
+      if (cut != std::string::npos) {
+        emit(std::string_view(pending).substr(0, cut), id);
+        pending.clear();
+        r.reason = StopReason::stop_string;
+        break;
+      }
+    }
+    const size_t hold = held_back(pending, opts.stop);
+    if (!emit(std::string_view(pending).substr(0, pending.size() - hold), id)) {
+      pending.clear();
+      break;
+    }
+    pending.erase(0, pending.size() - hold);
+    if (int64_t(tokens_.size()) >= kv_.capacity()) {
+      r.reason = StopReason::context_full;
+      break;
+    }
+    const double t0 = now_seconds();
+    step(std::span<const int32_t>(&id, 1), LogitsMode::last);
+    stats_.decode_seconds += now_seconds() - t0;
+    stats_.decode_tokens += 1;
+  }
+  pending += stream.flush();
+  if (r.reason != StopReason::stop_string && r.reason != StopReason::callback) emit(pending, -1);
+  return r;
+}
+
+}  // namespace ts

@@ -1,0 +1,102 @@
+#include "model/forward.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+
+#include "select/attention_policy.hpp"
+#include "util/error.hpp"
+
+namespace ts {
+
+Forward::Forward(const Model& model, Backend& backend, int64_t max_batch)
+    : model_(model), be_(backend), max_batch_(max_batch) {
+  const HParams& h = model.hparams();
+  const size_t b = size_t(max_batch);
+  x_ = be_.alloc(b * h.n_embd);
+  xn_ = be_.alloc(b * h.n_embd);
+  q_ = be_.alloc(b * h.q_dim());
+  k_ = be_.alloc(b * h.kv_dim());
+  v_ = be_.alloc(b * h.kv_dim());
+  att_ = be_.alloc(b * h.q_dim());
+  gate_ = be_.alloc(b * h.n_ff);
+  up_ = be_.alloc(b * h.n_ff);
+  logits_ = nullptr;
+}
+
+Forward::~Forward() {
+  for (float* p : {x_, xn_, q_, k_, v_, att_, gate_, up_, logits_})
+    if (p) be_.free(p);
+}
+
+void Forward::layer(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
+  const HParams& h = model_.hparams();
+  const LayerWeights& w = model_.weights().layers[size_t(il)];
+  be_.rmsnorm(x_, w.attn_norm.data(), m, h.n_embd, h.rms_eps, xn_);
+  be_.matmul(w.wq, xn_, m, q_);
+  be_.matmul(w.wk, xn_, m, k_);
+  be_.matmul(w.wv, xn_, m, v_);
+  if (!w.bq.empty()) {
+    be_.add_bias(q_, w.bq.data(), m, h.q_dim());
+    be_.add_bias(k_, w.bk.data(), m, h.kv_dim());
+    be_.add_bias(v_, w.bv.data(), m, h.kv_dim());
+  }
+  const KvLayerView view = kv.layer(il);
+  be_.kv_store(view, t0, m, k_, v_);
+
+  AttentionArgs a;
+  a.q = q_;
+  a.m = m;
+  a.n_heads = h.n_head;
+  a.kv = view;
+  a.q_first = t0;
+  a.n_keys = t0 + m;
+  a.rope = model_.rope_params();
+  a.scale = 1.f / std::sqrt(float(h.head_dim));
+  a.out = att_;
+  if (policy_) {
+    const AttentionSet s = policy_->plan(il, q_, m, h.n_head, view, t0);
+    a.keys = s.keys;
+    a.n_keys = s.n_keys;
+    a.key_pos = s.key_pos;
+    a.q_pos = s.q_pos;
+  }
+  be_.attention(a);
+  be_.matmul(w.wo, att_, m, xn_);
+  be_.add(x_, xn_, m * h.n_embd);
+
+  be_.rmsnorm(x_, w.ffn_norm.data(), m, h.n_embd, h.rms_eps, xn_);
+  be_.matmul(w.w_gate, xn_, m, gate_);
+  be_.matmul(w.w_up, xn_, m, up_);
+  be_.swiglu(gate_, up_, m * h.n_ff);
+  be_.matmul(w.w_down, gate_, m, xn_);
+  be_.add(x_, xn_, m * h.n_embd);
+}
+
+const float* Forward::run(std::span<const int32_t> tokens, KvCache& kv, LogitsMode mode) {
+  const HParams& h = model_.hparams();
+  const int64_t m = int64_t(tokens.size());
+  if (m == 0) fail(Status::invalid_arg, "forward: no tokens");
+  if (m > max_batch_) fail(Status::invalid_arg, fmt::format("forward: {} tokens exceed the batch of {}", m, max_batch_));
+  const int64_t t0 = kv.size();
+  if (t0 + m > kv.capacity())
+    fail(Status::context_full, fmt::format("context full: {} tokens cached + {} new exceed the context size {}", t0,
+                                           m, kv.capacity()));
+  be_.get_rows(model_.weights().token_embd, tokens.data(), m, x_);
+  if (policy_) policy_->begin_step(t0, m);
+  for (int32_t il = 0; il < h.n_layer; ++il) layer(il, m, kv, t0);
+  kv.set_size(t0 + m);
+  if (mode == LogitsMode::none) return nullptr;
+
+  const int64_t rows = mode == LogitsMode::all ? m : 1;
+  const float* src = mode == LogitsMode::all ? x_ : x_ + (m - 1) * h.n_embd;
+  if (!logits_ || logits_rows_ < rows) {
+    if (logits_) be_.free(logits_);
+    logits_ = be_.alloc(size_t(rows) * size_t(h.n_vocab));
+    logits_rows_ = rows;
+  }
+  be_.rmsnorm(src, model_.weights().output_norm.data(), rows, h.n_embd, h.rms_eps, xn_);
+  be_.matmul(model_.weights().output, xn_, rows, logits_);
+  return logits_;
+}
+
+}  // namespace ts

@@ -1,0 +1,148 @@
+#include "select/token_select.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "util/error.hpp"
+
+namespace ts {
+
+void SelectOptions::validate() const {
+  auto bad = [](const std::string& m) { fail(Status::invalid_arg, "attention settings: " + m); };
+  if (n_init < 0) bad(fmt::format("n_init must be >= 0 (got {})", n_init));
+  if (n_local < 1) bad(fmt::format("n_local must be >= 1 (got {})", n_local));
+  if (k < 1) bad(fmt::format("k must be >= 1 (got {})", k));
+  if (!(tau >= 0.f && tau <= 1.f)) bad(fmt::format("selection-cache threshold must be in [0, 1] (got {})", tau));
+}
+
+TokenSelectPolicy::TokenSelectPolicy(Backend& backend, int32_t n_layers, int32_t n_heads, int32_t head_dim,
+                                     const SelectOptions& o)
+    : be_(backend), n_heads_(n_heads), head_dim_(head_dim), cache_(size_t(n_layers)), last_(size_t(n_layers)) {
+  set_options(o);
+}
+
+void TokenSelectPolicy::set_options(const SelectOptions& o) {
+  o.validate();
+  o_ = o;
+  for (LayerCache& c : cache_) c.fingerprint.clear();
+}
+
+void TokenSelectPolicy::truncate(int64_t n) {
+  for (LayerCache& c : cache_) c.fingerprint.clear();  // its selection may name dropped tokens
+  if (int64_t(counts_.size()) > n) counts_.resize(size_t(n));
+}
+
+void TokenSelectPolicy::begin_step(int64_t t0, int64_t m) {
+  if (recording_ && int64_t(counts_.size()) < t0 + m) counts_.resize(size_t(t0 + m), 0);
+}
+
+// Scores every candidate with the layer's query fingerprint, turns each head's scores into a
+// softmax over the candidates, sums the heads (soft vote) and keeps the top k by vote.
+void TokenSelectPolicy::select(int32_t layer, const KvLayerView& kv, int64_t T) {
+  LayerCache& c = cache_[size_t(layer)];
+  const int64_t sink_end = std::min<int64_t>(o_.n_init, T);
+  const int64_t local_start = std::max(sink_end, T - o_.n_local);
+  const int64_t n = local_start - sink_end;  // candidates [sink_end, local_start)
+  c.selected.clear();
+  c.votes.clear();
+  if (n <= 0) return;
+  scores_.resize(size_t(n_heads_ * n));
+  be_.selection_scores(kv, qbar_.data(), n_heads_, sink_end, local_start, 1.f / std::sqrt(float(head_dim_)),
+                       scores_.data());
+  vote_.assign(size_t(n), 0.f);
+  for (int32_t h = 0; h < n_heads_; ++h) {
+    float* s = scores_.data() + int64_t(h) * n;
+    const float mx = *std::max_element(s, s + n);
+    double sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += s[j] = std::exp(s[j] - mx);
+    const float inv = float(1.0 / sum);
+    for (int64_t j = 0; j < n; ++j) vote_[size_t(j)] += s[j] * inv;
+  }
+  const int64_t k = std::min<int64_t>(o_.k, n);
+  order_.resize(size_t(n));
+  std::iota(order_.begin(), order_.end(), 0);
+  if (k < n)
+    std::nth_element(order_.begin(), order_.begin() + k, order_.end(), [&](int32_t a, int32_t b) {
+      return vote_[size_t(a)] > vote_[size_t(b)] || (vote_[size_t(a)] == vote_[size_t(b)] && a < b);
+    });
+  order_.resize(size_t(k));
+  std::sort(order_.begin(), order_.end());
+  c.selected.reserve(size_t(k));
+  c.votes.reserve(size_t(k));
+  for (int32_t j : order_) {
+    c.selected.push_back(int32_t(sink_end + j));
+    c.votes.push_back(vote_[size_t(j)]);
+  }
+}
+
+AttentionSet TokenSelectPolicy::plan(int32_t layer, const float* q, int64_t m, int32_t n_heads,
+                                     const KvLayerView& kv, int64_t q_first) {
+  const int64_t T = q_first + m;
+  LayerSelection& last = last_[size_t(layer)];
+  if (o_.mode == AttentionMode::full || (T <= o_.budget() && !o_.always_select)) {
+    ++stats_.dense_steps;
+    if (recording_) {
+      last.positions.clear();
+      last.votes.clear();
+    }
+    return AttentionSet{nullptr, T, nullptr, nullptr};
+  }
+  ++stats_.selecting_steps;
+
+  // Fingerprint: the mean of the step's queries per head, before RoPE.
+  const int64_t hd = int64_t(n_heads) * head_dim_;
+  qbar_.assign(size_t(hd), 0.f);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t x = 0; x < hd; ++x) qbar_[size_t(x)] += q[i * hd + x];
+  for (float& x : qbar_) x /= float(m);
+
+  LayerCache& c = cache_[size_t(layer)];
+  bool hit = false;
+  if (o_.cache && c.fingerprint.size() == qbar_.size()) {
+    double dot = 0, na = 0, nb = 0;
+    for (int64_t x = 0; x < hd; ++x) {
+      dot += double(qbar_[size_t(x)]) * c.fingerprint[size_t(x)];
+      na += double(qbar_[size_t(x)]) * qbar_[size_t(x)];
+      nb += double(c.fingerprint[size_t(x)]) * c.fingerprint[size_t(x)];
+    }
+    hit = na > 0 && nb > 0 && dot / std::sqrt(na * nb) >= double(o_.tau);
+  }
+  if (hit) {
+    ++stats_.cache_hits;
+  } else {
+    ++stats_.cache_misses;
+    select(layer, kv, T);
+    c.fingerprint = qbar_;
+  }
+
+  // Attention set: sinks, the selection, the local window (which holds the step's tokens).
+  const int64_t sink_end = std::min<int64_t>(o_.n_init, T);
+  const int64_t local_start = std::max(sink_end, T - o_.n_local);
+  keys_.clear();
+  for (int64_t t = 0; t < sink_end; ++t) keys_.push_back(int32_t(t));
+  for (int32_t p : c.selected)
+    if (p >= sink_end && p < local_start) keys_.push_back(p);
+  for (int64_t t = local_start; t < T; ++t) keys_.push_back(int32_t(t));
+
+  AttentionSet set{keys_.data(), int64_t(keys_.size()), nullptr, nullptr};
+  if (o_.positions == PositionMode::remap) {
+    key_pos_.resize(keys_.size());
+    std::iota(key_pos_.begin(), key_pos_.end(), 0);
+    q_pos_.resize(size_t(m));
+    for (int64_t i = 0; i < m; ++i)
+      q_pos_[size_t(i)] = int32_t(std::lower_bound(keys_.begin(), keys_.end(), int32_t(q_first + i)) - keys_.begin());
+    set.key_pos = key_pos_.data();
+    set.q_pos = q_pos_.data();
+  }
+  if (recording_) {
+    last.positions = c.selected;
+    last.votes = c.votes;
+    for (int32_t p : c.selected) ++counts_[size_t(p)];
+  }
+  return set;
+}
+
+}  // namespace ts

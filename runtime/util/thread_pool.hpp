@@ -1,0 +1,42 @@
+// A small fixed pool for data-parallel loops. The calling thread takes part in every loop.
+// Workers spin briefly between loops (a decode step runs hundreds of tiny loops; waking a
+// sleeping thread each time would cost more than the work), then sleep.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace ts {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);  // n_threads <= 0: hardware concurrency
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return int(workers_.size()) + 1; }
+
+  // Calls fn(thread_index, begin, end) over [0, n) split into size() contiguous ranges.
+  // Blocks until all are done. Not reentrant: call from one thread at a time.
+  void parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn);
+
+ private:
+  void worker_loop(int index);
+  void run_share(int index);
+
+  std::vector<std::thread> workers_;
+  const std::function<void(int, int64_t, int64_t)>* job_ = nullptr;
+  int64_t job_n_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
+}  // namespace ts
