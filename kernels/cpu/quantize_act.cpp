@@ -22,15 +22,20 @@ GgmlType partner(GgmlType wt) {
   }
 }
 
-// Symmetric 8-bit: d = max|x| / 127, q = round(x / d). Returns sum(q) for Q8_1's s.
+// Round half to even without a libm call (exact for |v| < 2^22; here |v| <= 127).
+inline float round_even(float v) { return (v + 12582912.f) - 12582912.f; }
+
+// Symmetric 8-bit: d = max|x| / 127, q = round(x * 127 / max|x|), ties to even — the same
+// arithmetic as llama.cpp's SIMD path, so both engines see identical activations.
+// Returns sum(q) for Q8_1's s.
 int quant_block_q8(const float* x, float& d_out, int8_t* q) {
   float amax = 0;
   for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float d = amax / 127.0f;
-  const float id = d != 0 ? 1.0f / d : 0.0f;
+  const float id = amax != 0 ? 127.0f / amax : 0.0f;
   int sum = 0;
   for (int j = 0; j < QK; ++j) {
-    q[j] = int8_t(std::lround(x[j] * id));  // |x*id| <= 127 (rounding half away, like roundf)
+    q[j] = int8_t(round_even(x[j] * id));
     sum += q[j];
   }
   d_out = d;

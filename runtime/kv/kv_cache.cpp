@@ -24,7 +24,7 @@ size_t KvCache::available_memory() {
 KvCache::KvCache(int32_t n_layer, int32_t n_kv_heads, int32_t head_dim, int64_t capacity)
     : n_layer_(n_layer), n_kv_heads_(n_kv_heads), head_dim_(head_dim), capacity_(capacity) {
   if (capacity < 1) fail(Status::invalid_arg, "KV cache capacity must be at least 1 token");
-  bytes_per_token_ = size_t(n_layer) * 2 * size_t(n_kv_heads) * size_t(head_dim) * sizeof(uint16_t);
+  bytes_per_token_ = size_t(n_layer) * size_t(n_kv_heads) * size_t(head_dim) * (sizeof(float) + sizeof(uint16_t));
   const double need = double(bytes_per_token_) * double(capacity);
   const size_t avail = available_memory();
   if (need > double(avail))
@@ -36,7 +36,7 @@ KvCache::KvCache(int32_t n_layer, int32_t n_kv_heads, int32_t head_dim, int64_t 
   void* p = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     fail(Status::out_of_memory, fmt::format("KV cache: cannot reserve {} bytes for {} tokens", mapped_bytes_, capacity));
-  base_ = static_cast<uint16_t*>(p);
+  base_ = static_cast<uint8_t*>(p);
 }
 
 KvCache::~KvCache() {
@@ -44,10 +44,11 @@ KvCache::~KvCache() {
 }
 
 KvLayerView KvCache::layer(int32_t il) const {
-  const int64_t per_tensor = int64_t(n_kv_heads_) * capacity_ * head_dim_;
+  const size_t per_tensor = size_t(n_kv_heads_) * size_t(capacity_) * size_t(head_dim_);  // elements
+  uint8_t* layer = base_ + size_t(il) * per_tensor * (sizeof(float) + sizeof(uint16_t));
   KvLayerView v;
-  v.k = base_ + int64_t(il) * 2 * per_tensor;
-  v.v = v.k + per_tensor;
+  v.k = reinterpret_cast<float*>(layer);
+  v.v = reinterpret_cast<uint16_t*>(layer + per_tensor * sizeof(float));
   v.capacity = capacity_;
   v.n_kv_heads = n_kv_heads_;
   v.head_dim = head_dim_;

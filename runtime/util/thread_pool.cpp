@@ -1,7 +1,5 @@
 #include "util/thread_pool.hpp"
 
-#include <chrono>
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define TS_CPU_RELAX() _mm_pause()
@@ -10,6 +8,23 @@
 #endif
 
 namespace ts {
+namespace {
+
+constexpr int kSpins = 2000;  // ~50 us of pause instructions before blocking
+
+// Waits until `a` no longer holds `old`: spin first, then block in the kernel.
+template <class T>
+T wait_change(const std::atomic<T>& a, T old) {
+  for (int i = 0; i < kSpins; ++i) {
+    T v = a.load(std::memory_order_acquire);
+    if (v != old) return v;
+    TS_CPU_RELAX();
+  }
+  a.wait(old, std::memory_order_acquire);
+  return a.load(std::memory_order_acquire);
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -17,12 +32,9 @@ ThreadPool::ThreadPool(int n_threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
-    generation_.fetch_add(1);
-  }
-  wake_.notify_all();
+  stop_.store(true);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
@@ -39,34 +51,20 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, 
   }
   job_ = &fn;
   job_n_ = n;
-  pending_.store(int(workers_.size()), std::memory_order_relaxed);
-  {
-    std::lock_guard lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  wake_.notify_all();
+  pending_.store(int32_t(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   run_share(0);
-  while (pending_.load(std::memory_order_acquire) != 0) TS_CPU_RELAX();
+  for (int32_t left; (left = pending_.load(std::memory_order_acquire)) != 0;) wait_change(pending_, left);
 }
 
 void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;  // the generation at construction: a job posted before this thread ran is still new to it
   for (;;) {
-    // Spin for a short while: the next loop of a forward pass usually starts within microseconds.
-    auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
-    uint64_t gen;
-    int spins = 0;
-    while ((gen = generation_.load(std::memory_order_acquire)) == seen) {
-      TS_CPU_RELAX();
-      if (++spins % 256 == 0 && std::chrono::steady_clock::now() > spin_until) {
-        std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return generation_.load() != seen; });
-      }
-    }
-    seen = gen;
-    if (stop_) return;
+    seen = wait_change(generation_, seen);
+    if (stop_.load()) return;
     run_share(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 

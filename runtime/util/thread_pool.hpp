@@ -1,12 +1,11 @@
 // A small fixed pool for data-parallel loops. The calling thread takes part in every loop.
-// Workers spin briefly between loops (a decode step runs hundreds of tiny loops; waking a
-// sleeping thread each time would cost more than the work), then sleep.
+// Waiting threads spin briefly (a decode step runs hundreds of tiny loops; a futex wake for
+// each would cost more than the work), then block, so a shared or oversubscribed CPU does
+// not turn every barrier into a lost time slice.
 #pragma once
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -32,11 +31,9 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   const std::function<void(int, int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<int32_t> pending_{0};
   std::atomic<bool> stop_{false};
-  std::mutex mutex_;
-  std::condition_variable wake_;
 };
 
 }  // namespace ts

@@ -10,6 +10,7 @@
 #include "cpu/quant.hpp"
 #include "cpu/vec_ops.hpp"
 #include "util/error.hpp"
+#include "util/fp16.hpp"
 #include "util/thread_pool.hpp"
 
 namespace ts {
@@ -38,9 +39,11 @@ class CpuBackend final : public Backend {
     const size_t arb = kernels::act_row_bytes(w.type, w.n_in);
     act_.resize(size_t(m) * arb);
     uint8_t* act = act_.data();
-    pool_.parallel_for(m, [&](int, int64_t b, int64_t e) {
+    auto quantize = [&](int, int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) kernels::quantize_act_row(w.type, x + i * w.n_in, act + i * arb, w.n_in);
-    });
+    };
+    if (m < 8) quantize(0, 0, m);  // not worth a barrier
+    else pool_.parallel_for(m, quantize);
     const int64_t blocks = (w.n_out + kRowBlock - 1) / kRowBlock;
     pool_.parallel_for(blocks, [&](int, int64_t b, int64_t e) {
       kernels::matmul_tile(w.type, w.n_in, w.data, w.row_bytes, b * kRowBlock,
@@ -83,7 +86,7 @@ class CpuBackend final : public Backend {
     const int64_t row = int64_t(kv.n_kv_heads) * kv.head_dim;
     for (int64_t i = 0; i < m; ++i)
       for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
-        ops_.f32_to_fp16(k + i * row + int64_t(h) * kv.head_dim, kv.k_at(h, t0 + i), kv.head_dim);
+        std::copy_n(k + i * row + int64_t(h) * kv.head_dim, kv.head_dim, kv.k_at(h, t0 + i));
         ops_.f32_to_fp16(v + i * row + int64_t(h) * kv.head_dim, kv.v_at(h, t0 + i), kv.head_dim);
       }
   }
@@ -126,8 +129,9 @@ void CpuBackend::attention(const AttentionArgs& a) {
       const int64_t t = a.keys ? a.keys[j] : j;
       const int64_t pos = a.key_pos ? a.key_pos[j] : t;
       float* kd = kf_.data() + idx * d;
-      ops_.fp16_to_f32(a.kv.k_at(h, t), kd, d);
+      std::copy_n(a.kv.k_at(h, t), d, kd);
       cpu::rope_apply(rope_, a.rope.style, d, pos, kd);
+      for (int32_t x = 0; x < d; ++x) kd[x] = fp16_to_fp32(fp32_to_fp16(kd[x]));  // one fp16 rounding
       ops_.fp16_to_f32(a.kv.v_at(h, t), vf_.data() + idx * d, d);
     }
   });
@@ -145,6 +149,9 @@ void CpuBackend::attention(const AttentionArgs& a) {
                                      : std::min<int64_t>(nk, qi + 1);
       std::copy_n(a.q + (i * H + hq) * d, d, q.data());
       cpu::rope_apply(rope_, a.rope.style, d, a.q_pos ? a.q_pos[i] : qi, q.data());
+      // Q and the probabilities are rounded to fp16, the precision of the cached K and V
+      // (what llama.cpp's and FlashAttention's fp16 products do).
+      for (float& x : q) x = fp16_to_fp32(fp32_to_fp16(x));
       const float* kg = kf_.data() + int64_t(g) * nk * d;
       const float* vg = vf_.data() + int64_t(g) * nk * d;
       float mx = -INFINITY;
@@ -154,10 +161,10 @@ void CpuBackend::attention(const AttentionArgs& a) {
       }
       float sum = 0;
       for (int64_t j = 0; j < visible; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
+      const float inv = 1.f / sum;
       float* o = a.out + (i * H + hq) * d;
       std::fill_n(o, d, 0.f);
-      for (int64_t j = 0; j < visible; ++j) ops_.axpy(o, s[size_t(j)], vg + j * d, d);
-      if (visible > 0) ops_.scale(o, 1.f / sum, d);
+      for (int64_t j = 0; j < visible; ++j) ops_.axpy(o, fp16_to_fp32(fp32_to_fp16(s[size_t(j)] * inv)), vg + j * d, d);
     }
   });
 }
@@ -166,16 +173,14 @@ void CpuBackend::selection_scores(const KvLayerView& kv, const float* qbar, int3
                                   int64_t c1, float scale, float* scores) {
   const int32_t d = kv.head_dim, group = n_heads / kv.n_kv_heads;
   const int64_t n = c1 - c0;
-  pool_.parallel_for(int64_t(kv.n_kv_heads) * n, [&](int thread, int64_t b, int64_t e) {
-    std::vector<float>& k = qrot_[size_t(thread)];
-    k.resize(size_t(d));
+  pool_.parallel_for(int64_t(kv.n_kv_heads) * n, [&](int, int64_t b, int64_t e) {
     for (int64_t idx = b; idx < e; ++idx) {
       const int32_t g = int32_t(idx / n);
       const int64_t j = idx % n;
-      ops_.fp16_to_f32(kv.k_at(g, c0 + j), k.data(), d);
+      const float* k = kv.k_at(g, c0 + j);
       for (int32_t hh = 0; hh < group; ++hh) {
         const int32_t h = g * group + hh;
-        scores[int64_t(h) * n + j] = ops_.dot(qbar + int64_t(h) * d, k.data(), d) * scale;
+        scores[int64_t(h) * n + j] = ops_.dot(qbar + int64_t(h) * d, k, d) * scale;
       }
     }
   });

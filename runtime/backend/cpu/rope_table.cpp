@@ -11,12 +11,6 @@ void RopeTable::ensure(const RopeParams& p, int64_t n_positions) {
     base_ = p.freq_base;
     factors_ = p.freq_factors;
     n_ = 0;
-    inv_freq_.resize(size_t(half));
-    for (int32_t i = 0; i < half; ++i) {
-      double f = std::pow(double(p.freq_base), -2.0 * i / p.head_dim);
-      if (p.freq_factors) f /= p.freq_factors[i];
-      inv_freq_[size_t(i)] = f;
-    }
     cos_.clear();
     sin_.clear();
   }
@@ -24,12 +18,18 @@ void RopeTable::ensure(const RopeParams& p, int64_t n_positions) {
   int64_t n = std::max<int64_t>(n_positions, n_ * 2);
   cos_.resize(size_t(n * half));
   sin_.resize(size_t(n * half));
-  for (int64_t pos = n_; pos < n; ++pos)
+  // theta_i = pos * base^(-2i/d) as a running float product, the way GGUF runtimes compute it,
+  // so rotated keys round the same way as theirs.
+  const float theta_scale = std::pow(base_, -2.0f / float(p.head_dim));
+  for (int64_t pos = n_; pos < n; ++pos) {
+    float theta = float(pos);
     for (int32_t i = 0; i < half; ++i) {
-      const double a = double(pos) * inv_freq_[size_t(i)];
-      cos_[size_t(pos * half + i)] = float(std::cos(a));
-      sin_[size_t(pos * half + i)] = float(std::sin(a));
+      const float t = p.freq_factors ? theta / p.freq_factors[i] : theta;
+      cos_[size_t(pos * half + i)] = std::cos(t);
+      sin_[size_t(pos * half + i)] = std::sin(t);
+      theta *= theta_scale;
     }
+  }
   n_ = n;
 }
 

@@ -20,7 +20,6 @@ class RopeTable {
   float base_ = 0;
   const float* factors_ = nullptr;
   int64_t n_ = 0;
-  std::vector<double> inv_freq_;
   std::vector<float> cos_, sin_;
 };
 
