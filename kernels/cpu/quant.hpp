@@ -18,6 +18,8 @@ void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n);
 
 // Bytes of `n` activations quantised as the partner format of weight type `wt`.
 size_t act_row_bytes(GgmlType wt, int64_t n);
+// True when weight types a and b multiply the same activation format (one quantisation serves both).
+bool same_activation_format(GgmlType a, GgmlType b);
 // Quantise `n` floats into the partner format of weight type `wt`.
 void quantize_act_row(GgmlType wt, const float* x, void* dst, int64_t n);
 

@@ -90,6 +90,8 @@ void quant_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
 
 }  // namespace
 
+bool same_activation_format(GgmlType a, GgmlType b) { return partner(a) == partner(b); }
+
 size_t act_row_bytes(GgmlType wt, int64_t n) {
   const GgmlType p = partner(wt);
   if (p == GgmlType::F32) return size_t(n) * 4;

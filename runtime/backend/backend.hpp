@@ -70,6 +70,10 @@ class Backend {
 
   // y[m x n_out] = x[m x n_in] . W^T
   virtual void matmul(const Weight& w, const float* x, int64_t m, float* y) = 0;
+  // Several matmuls of the same input (Q/K/V, gate/up) in one pass: ys[i] = x . ws[i]^T.
+  virtual void matmul_many(const Weight* const* ws, float* const* ys, int n, const float* x, int64_t m) {
+    for (int i = 0; i < n; ++i) matmul(*ws[i], x, m, ys[i]);
+  }
   // y[i] = row ids[i] of W, dequantised (embedding lookup).
   virtual void get_rows(const Weight& w, const int32_t* ids, int64_t m, float* y) = 0;
   // y[i] = x[i] / rms(x[i]) * weight, over rows of n.

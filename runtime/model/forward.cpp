@@ -32,9 +32,9 @@ void Forward::layer(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
   const HParams& h = model_.hparams();
   const LayerWeights& w = model_.weights().layers[size_t(il)];
   be_.rmsnorm(x_, w.attn_norm.data(), m, h.n_embd, h.rms_eps, xn_);
-  be_.matmul(w.wq, xn_, m, q_);
-  be_.matmul(w.wk, xn_, m, k_);
-  be_.matmul(w.wv, xn_, m, v_);
+  const Weight* qkv[3] = {&w.wq, &w.wk, &w.wv};
+  float* qkv_out[3] = {q_, k_, v_};
+  be_.matmul_many(qkv, qkv_out, 3, xn_, m);
   if (!w.bq.empty()) {
     be_.add_bias(q_, w.bq.data(), m, h.q_dim());
     be_.add_bias(k_, w.bk.data(), m, h.kv_dim());
@@ -65,8 +65,9 @@ void Forward::layer(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
   be_.add(x_, xn_, m * h.n_embd);
 
   be_.rmsnorm(x_, w.ffn_norm.data(), m, h.n_embd, h.rms_eps, xn_);
-  be_.matmul(w.w_gate, xn_, m, gate_);
-  be_.matmul(w.w_up, xn_, m, up_);
+  const Weight* gate_up[2] = {&w.w_gate, &w.w_up};
+  float* gate_up_out[2] = {gate_, up_};
+  be_.matmul_many(gate_up, gate_up_out, 2, xn_, m);
   be_.swiglu(gate_, up_, m * h.n_ff);
   be_.matmul(w.w_down, gate_, m, xn_);
   be_.add(x_, xn_, m * h.n_embd);

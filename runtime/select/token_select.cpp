@@ -15,7 +15,7 @@ void SelectOptions::validate() const {
   if (n_init < 0) bad(fmt::format("n_init must be >= 0 (got {})", n_init));
   if (n_local < 1) bad(fmt::format("n_local must be >= 1 (got {})", n_local));
   if (k < 1) bad(fmt::format("k must be >= 1 (got {})", k));
-  if (!(tau >= 0.f && tau <= 1.f)) bad(fmt::format("selection-cache threshold must be in [0, 1] (got {})", tau));
+  if (!(tau >= 0.f && tau <= 1.f)) bad(fmt::format("tau (selection-cache threshold) must be in [0, 1] (got {})", tau));
 }
 
 TokenSelectPolicy::TokenSelectPolicy(Backend& backend, int32_t n_layers, int32_t n_heads, int32_t head_dim,

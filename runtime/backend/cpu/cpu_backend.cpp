@@ -10,7 +10,6 @@
 #include "cpu/quant.hpp"
 #include "cpu/vec_ops.hpp"
 #include "util/error.hpp"
-#include "util/fp16.hpp"
 #include "util/thread_pool.hpp"
 
 namespace ts {
@@ -36,19 +35,42 @@ class CpuBackend final : public Backend {
   void free(float* p) override { std::free(p); }
 
   void matmul(const Weight& w, const float* x, int64_t m, float* y) override {
-    const size_t arb = kernels::act_row_bytes(w.type, w.n_in);
+    const Weight* ws[1] = {&w};
+    float* ys[1] = {y};
+    matmul_many(ws, ys, 1, x, m);
+  }
+
+  // Quantises x once and runs every weight's row blocks in one parallel loop (one barrier).
+  // Weights whose activation format differs from the first are run separately.
+  void matmul_many(const Weight* const* ws, float* const* ys, int n, const float* x, int64_t m) override {
+    const Weight& w0 = *ws[0];
+    const size_t arb = kernels::act_row_bytes(w0.type, w0.n_in);
     act_.resize(size_t(m) * arb);
     uint8_t* act = act_.data();
     auto quantize = [&](int, int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) kernels::quantize_act_row(w.type, x + i * w.n_in, act + i * arb, w.n_in);
+      for (int64_t i = b; i < e; ++i) kernels::quantize_act_row(w0.type, x + i * w0.n_in, act + i * arb, w0.n_in);
     };
     if (m < 8) quantize(0, 0, m);  // not worth a barrier
     else pool_.parallel_for(m, quantize);
-    const int64_t blocks = (w.n_out + kRowBlock - 1) / kRowBlock;
+    int same = 1;
+    while (same < n && same < 8 && kernels::same_activation_format(ws[same]->type, w0.type) && ws[same]->n_in == w0.n_in) ++same;
+    int64_t first_block[8] = {0}, blocks = 0;
+    for (int i = 0; i < same; ++i) {
+      first_block[i] = blocks;
+      blocks += (ws[i]->n_out + kRowBlock - 1) / kRowBlock;
+    }
     pool_.parallel_for(blocks, [&](int, int64_t b, int64_t e) {
-      kernels::matmul_tile(w.type, w.n_in, w.data, w.row_bytes, b * kRowBlock,
-                           std::min(w.n_out, e * kRowBlock), act, arb, m, y, w.n_out);
+      for (int i = 0; i < same && b < e; ++i) {
+        const int64_t end_i = i + 1 < same ? first_block[i + 1] : blocks;
+        if (b >= end_i) continue;
+        const Weight& w = *ws[i];
+        const int64_t lo = b - first_block[i], hi = std::min(e, end_i) - first_block[i];
+        kernels::matmul_tile(w.type, w.n_in, w.data, w.row_bytes, lo * kRowBlock, std::min(w.n_out, hi * kRowBlock),
+                             act, arb, m, ys[i], w.n_out);
+        b = std::min(e, end_i);
+      }
     });
+    if (same < n) matmul_many(ws + same, ys + same, n - same, x, m);
   }
 
   void get_rows(const Weight& w, const int32_t* ids, int64_t m, float* y) override {
@@ -96,6 +118,16 @@ class CpuBackend final : public Backend {
                         float scale, float* scores) override;
 
  private:
+  // x = fp16(x), through the vector conversions.
+  void round_to_fp16(float* x, int64_t n) {
+    uint16_t h[64];
+    for (int64_t i = 0; i < n; i += 64) {
+      const int64_t c = std::min<int64_t>(64, n - i);
+      ops_.f32_to_fp16(x + i, h, c);
+      ops_.fp16_to_f32(h, x + i, c);
+    }
+  }
+
   template <class F>
   void elementwise(int64_t n, F&& f) {
     if (n < kParallelMin) return f(0, n);
@@ -131,7 +163,7 @@ void CpuBackend::attention(const AttentionArgs& a) {
       float* kd = kf_.data() + idx * d;
       std::copy_n(a.kv.k_at(h, t), d, kd);
       cpu::rope_apply(rope_, a.rope.style, d, pos, kd);
-      for (int32_t x = 0; x < d; ++x) kd[x] = fp16_to_fp32(fp32_to_fp16(kd[x]));  // one fp16 rounding
+      round_to_fp16(kd, d);  // one fp16 rounding, as a cache of rotated fp16 keys would hold
       ops_.fp16_to_f32(a.kv.v_at(h, t), vf_.data() + idx * d, d);
     }
   });
@@ -151,7 +183,7 @@ void CpuBackend::attention(const AttentionArgs& a) {
       cpu::rope_apply(rope_, a.rope.style, d, a.q_pos ? a.q_pos[i] : qi, q.data());
       // Q and the probabilities are rounded to fp16, the precision of the cached K and V
       // (what llama.cpp's and FlashAttention's fp16 products do).
-      for (float& x : q) x = fp16_to_fp32(fp32_to_fp16(x));
+      round_to_fp16(q.data(), d);
       const float* kg = kf_.data() + int64_t(g) * nk * d;
       const float* vg = vf_.data() + int64_t(g) * nk * d;
       float mx = -INFINITY;
@@ -161,10 +193,11 @@ void CpuBackend::attention(const AttentionArgs& a) {
       }
       float sum = 0;
       for (int64_t j = 0; j < visible; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
-      const float inv = 1.f / sum;
+      ops_.scale(s.data(), 1.f / sum, visible);
+      round_to_fp16(s.data(), visible);
       float* o = a.out + (i * H + hq) * d;
       std::fill_n(o, d, 0.f);
-      for (int64_t j = 0; j < visible; ++j) ops_.axpy(o, fp16_to_fp32(fp32_to_fp16(s[size_t(j)] * inv)), vg + j * d, d);
+      for (int64_t j = 0; j < visible; ++j) ops_.axpy(o, s[size_t(j)], vg + j * d, d);
     }
   });
 }
