@@ -95,7 +95,11 @@ asan_stage() {
 
 # --- 3. libFuzzer targets -----------------------------------------------------------------
 has_target() {
-  cmake --build build-fuzz --target help 2>/dev/null | grep -Eq "(^|[ .])$1(:| |$)"
+  # Read all of the help first: grep -q stopping early would SIGPIPE cmake and, under
+  # pipefail, report "no target".
+  local targets
+  targets="$(cmake --build build-fuzz --target help 2>/dev/null)"
+  grep -Eq "(^|[ .])$1(:| |$)" <<<"$targets"
 }
 
 # Runs fuzz target $1 for $FUZZ_SECONDS on a scratch copy of its seed corpus.
