@@ -72,8 +72,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     streamed += dec.flush();
     check(streamed == ts::utf8::sanitize(whole), "stream decode equals whole decode");
-    if (!parse_special && ts::utf8::is_valid(text) && text.size() < 4096) {
-      // Re-encoding the decoded text must reproduce it (a fixed point after one round).
+    // Byte-level BPE: re-encoding the decoded text must reproduce it (a fixed point after one
+    // round). Not for SentencePiece: like llama.cpp it gives the text after a user-defined
+    // token a dummy-prefix space, so each round adds one.
+    if (!parse_special && &tok != toks.spm.get() && ts::utf8::is_valid(text) && text.size() < 4096) {
       const std::string again = tok.decode(tok.encode(whole, false), false);
       check(again == whole, "decode(encode(decode(encode(x)))) == decode(encode(x))");
     }

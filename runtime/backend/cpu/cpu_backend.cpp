@@ -5,6 +5,8 @@
 #include <new>
 #include <vector>
 
+#include <cblas.h>
+
 #include "backend/backend.hpp"
 #include "backend/cpu/rope_table.hpp"
 #include "cpu/quant.hpp"
@@ -17,10 +19,13 @@ namespace {
 
 constexpr int64_t kRowBlock = 32;        // weight rows per scheduling unit of a matmul
 constexpr int64_t kParallelMin = 1 << 14;  // elementwise ops smaller than this stay on one thread
+constexpr int64_t kGemmMinQueries = 8;      // from this many queries, attention runs as GEMMs
+constexpr int64_t kQueryBlock = 64;         // queries per attention GEMM tile
 
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int n_threads) : pool_(n_threads), ops_(kernels::vec_ops()) {
+    openblas_set_num_threads(1);  // BLAS runs inside our pool's tasks
     scores_.resize(size_t(pool_.size()));
     qrot_.resize(size_t(pool_.size()));
   }
@@ -114,10 +119,35 @@ class CpuBackend final : public Backend {
   }
 
   void attention(const AttentionArgs& a) override;
+  void attention_tiled(const AttentionArgs& a, int64_t nk);
   void selection_scores(const KvLayerView& kv, const float* qbar, int32_t n_heads, int64_t c0, int64_t c1,
                         float scale, float* scores) override;
 
  private:
+  // Keys query i (cache index qi) may see: causal, over the ascending attended set.
+  static int64_t visible_keys(const AttentionArgs& a, int64_t qi) {
+    return a.keys ? std::upper_bound(a.keys, a.keys + a.n_keys, qi) - a.keys : std::min<int64_t>(a.n_keys, qi + 1);
+  }
+
+  // Query i, head hq: rotated at its position and rounded to fp16 (the precision of K and V,
+  // as in llama.cpp's and FlashAttention's fp16 products).
+  void load_query(const AttentionArgs& a, int64_t i, int32_t hq, float* q) {
+    const int32_t d = a.kv.head_dim;
+    std::copy_n(a.q + (i * a.n_heads + hq) * d, d, q);
+    cpu::rope_apply(rope_, a.rope.style, d, a.q_pos ? a.q_pos[i] : a.q_first + i, q);
+    round_to_fp16(q, d);
+  }
+
+  // Softmax over s[0, n), probabilities rounded to fp16 like the products they feed.
+  void softmax_fp16(float* s, int64_t n) {
+    if (n <= 0) return;
+    const float mx = *std::max_element(s, s + n);
+    float sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
+    ops_.scale(s, 1.f / sum, n);
+    round_to_fp16(s, n);
+  }
+
   // x = fp16(x), through the vector conversions.
   void round_to_fp16(float* x, int64_t n) {
     uint16_t h[64];
@@ -168,6 +198,7 @@ void CpuBackend::attention(const AttentionArgs& a) {
     }
   });
 
+  if (a.m >= kGemmMinQueries) return attention_tiled(a, nk);
   pool_.parallel_for(a.m * H, [&](int thread, int64_t b, int64_t e) {
     std::vector<float>& s = scores_[size_t(thread)];
     std::vector<float>& q = qrot_[size_t(thread)];
@@ -176,28 +207,53 @@ void CpuBackend::attention(const AttentionArgs& a) {
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t i = idx / H;
       const int32_t hq = int32_t(idx % H), g = hq / group;
-      const int64_t qi = a.q_first + i;  // causal limit: keys with cache index <= qi
-      const int64_t visible = a.keys ? std::upper_bound(a.keys, a.keys + nk, qi) - a.keys
-                                     : std::min<int64_t>(nk, qi + 1);
-      std::copy_n(a.q + (i * H + hq) * d, d, q.data());
-      cpu::rope_apply(rope_, a.rope.style, d, a.q_pos ? a.q_pos[i] : qi, q.data());
-      // Q and the probabilities are rounded to fp16, the precision of the cached K and V
-      // (what llama.cpp's and FlashAttention's fp16 products do).
-      round_to_fp16(q.data(), d);
+      const int64_t visible = visible_keys(a, a.q_first + i);
+      load_query(a, i, hq, q.data());
       const float* kg = kf_.data() + int64_t(g) * nk * d;
       const float* vg = vf_.data() + int64_t(g) * nk * d;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < visible; ++j) {
-        s[size_t(j)] = ops_.dot(q.data(), kg + j * d, d) * a.scale;
-        mx = std::max(mx, s[size_t(j)]);
-      }
-      float sum = 0;
-      for (int64_t j = 0; j < visible; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
-      ops_.scale(s.data(), 1.f / sum, visible);
-      round_to_fp16(s.data(), visible);
+      for (int64_t j = 0; j < visible; ++j) s[size_t(j)] = ops_.dot(q.data(), kg + j * d, d) * a.scale;
+      softmax_fp16(s.data(), visible);
       float* o = a.out + (i * H + hq) * d;
       std::fill_n(o, d, 0.f);
       for (int64_t j = 0; j < visible; ++j) ops_.axpy(o, s[size_t(j)], vg + j * d, d);
+    }
+  });
+}
+
+// Prefill chunks: per KV-head group and block of queries, S = Q.K^T and O = P.V as GEMMs
+// (single-threaded BLAS inside each pool task), the block's causal limit trimming the keys.
+void CpuBackend::attention_tiled(const AttentionArgs& a, int64_t nk) {
+  const int32_t d = a.kv.head_dim, H = a.n_heads, Hkv = a.kv.n_kv_heads, group = H / Hkv;
+  const int64_t blocks = (a.m + kQueryBlock - 1) / kQueryBlock;
+  pool_.parallel_for(int64_t(Hkv) * blocks, [&](int thread, int64_t b, int64_t e) {
+    std::vector<float>& s = scores_[size_t(thread)];
+    std::vector<float>& q = qrot_[size_t(thread)];
+    for (int64_t task = b; task < e; ++task) {
+      const int32_t g = int32_t(task / blocks);
+      const int64_t i0 = (task % blocks) * kQueryBlock, i1 = std::min(a.m, i0 + kQueryBlock);
+      const int64_t rows = (i1 - i0) * group;  // row (i - i0) * group + hh
+      const int64_t cols = visible_keys(a, a.q_first + i1 - 1);
+      q.resize(size_t(rows * d) + size_t(rows * d));  // queries, then outputs
+      s.resize(size_t(rows * cols));
+      float* qb = q.data();
+      float* ob = q.data() + rows * d;
+      for (int64_t i = i0; i < i1; ++i)
+        for (int32_t hh = 0; hh < group; ++hh) load_query(a, i, g * group + hh, qb + ((i - i0) * group + hh) * d);
+      const float* kg = kf_.data() + int64_t(g) * nk * d;
+      const float* vg = vf_.data() + int64_t(g) * nk * d;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(cols), d, a.scale, qb, d, kg, d, 0.f,
+                  s.data(), int(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        float* sr = s.data() + r * cols;
+        const int64_t visible = visible_keys(a, a.q_first + i0 + r / group);
+        softmax_fp16(sr, visible);
+        std::fill(sr + visible, sr + cols, 0.f);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), d, int(cols), 1.f, s.data(), int(cols), vg,
+                  d, 0.f, ob, d);
+      for (int64_t i = i0; i < i1; ++i)
+        for (int32_t hh = 0; hh < group; ++hh)
+          std::copy_n(ob + ((i - i0) * group + hh) * d, d, a.out + (i * H + g * group + hh) * d);
     }
   });
 }
