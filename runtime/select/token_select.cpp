@@ -101,7 +101,9 @@ AttentionSet TokenSelectPolicy::plan(int32_t layer, const float* q, int64_t m, i
 
   LayerCache& c = cache_[size_t(layer)];
   bool hit = false;
-  if (o_.cache && c.fingerprint.size() == qbar_.size()) {
+  // The cache serves decode steps (one query), whose fingerprints move slowly; a prefill
+  // chunk always selects afresh.
+  if (o_.cache && m == 1 && c.fingerprint.size() == qbar_.size()) {
     double dot = 0, na = 0, nb = 0;
     for (int64_t x = 0; x < hd; ++x) {
       dot += double(qbar_[size_t(x)]) * c.fingerprint[size_t(x)];
@@ -116,6 +118,7 @@ AttentionSet TokenSelectPolicy::plan(int32_t layer, const float* q, int64_t m, i
     ++stats_.cache_misses;
     select(layer, kv, T);
     c.fingerprint = qbar_;
+    c.local_start = std::max(std::min<int64_t>(o_.n_init, T), T - o_.n_local);
   }
 
   // Attention set: sinks, the selection, the local window (which holds the step's tokens).
@@ -125,6 +128,9 @@ AttentionSet TokenSelectPolicy::plan(int32_t layer, const float* q, int64_t m, i
   for (int64_t t = 0; t < sink_end; ++t) keys_.push_back(int32_t(t));
   for (int32_t p : c.selected)
     if (p >= sink_end && p < local_start) keys_.push_back(p);
+  // A reused selection was chosen when the window started earlier: the tokens that have left
+  // the window since then are still attended rather than dropped.
+  for (int64_t t = std::max(c.local_start, sink_end); t < local_start; ++t) keys_.push_back(int32_t(t));
   for (int64_t t = local_start; t < T; ++t) keys_.push_back(int32_t(t));
 
   AttentionSet set{keys_.data(), int64_t(keys_.size()), nullptr, nullptr};

@@ -61,6 +61,7 @@ class TokenSelectPolicy final : public AttentionPolicy {
     std::vector<float> fingerprint;  // n_heads * head_dim, empty when nothing cached
     std::vector<int32_t> selected;   // ascending positions
     std::vector<float> votes;
+    int64_t local_start = 0;         // start of the local window when `selected` was chosen
   };
   std::vector<LayerCache> cache_;
   std::vector<LayerSelection> last_;

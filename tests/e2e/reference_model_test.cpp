@@ -94,7 +94,9 @@ TEST_P(ReferenceModel, LogitsMatchLlamaCpp) {
   RecordProperty("mean_abs_diff", std::to_string(mean_diff));
   // Q8_0/Q4_1 weights take 8-bit activations in both engines: bit-identical before attention.
   // (The tiny models' F16/BF16 weights take f16/bf16 activations in llama.cpp, f32 here.)
-  if (GetParam() == "smollm2") EXPECT_LT(early_max, 2e-3);  // the 4 decimals the golden keeps
+  if (GetParam() == "smollm2") {
+    EXPECT_LT(early_max, 2e-3);  // the 4 decimals the golden keeps
+  }
   EXPECT_GE(clear_rate, 0.98);
   EXPECT_GE(rate, 0.95);
   EXPECT_LT(mean_diff, 0.25);
