@@ -71,10 +71,14 @@ void ProgressLine::update(int64_t done, int64_t total) {
   const double t = now_seconds();
   if (start_ < 0) start_ = t;
   const double el = t - start_;
-  const double rate = el > 0 ? double(done) / el : 0;
-  const double eta = rate > 0 ? double(total - done) / rate : 0;
-  fmt::print(stderr, "\rprefill {}/{} tokens  {:.0f} tok/s  ETA {}:{:02d}   ", done, total, rate, int(eta) / 60,
-             int(eta) % 60);
+  if (done == 0 || el <= 0) {
+    fmt::print(stderr, "\rprefill {}/{} tokens   ", done, total);
+  } else {
+    const double rate = double(done) / el;
+    const double eta = double(total - done) / rate;
+    fmt::print(stderr, "\rprefill {}/{} tokens  {:.0f} tok/s  ETA {}:{:02d}   ", done, total, rate, int(eta) / 60,
+               int(eta) % 60);
+  }
   printed_ = true;
 }
 

@@ -38,10 +38,12 @@ struct GenArgs {
 
 std::shared_ptr<const ts::Model> load_model(const std::string& path, bool quiet);
 
+double now_seconds();
+
 // Prints "prefill 12288/52000 tokens  410 tok/s  ETA 1:37" on stderr, updating one line.
 class ProgressLine {
  public:
-  explicit ProgressLine(bool enabled) : enabled_(enabled) {}
+  explicit ProgressLine(bool enabled) : enabled_(enabled), start_(now_seconds()) {}
   void update(int64_t done, int64_t total);
   void finish();
 
@@ -57,11 +59,10 @@ void set_interrupt_target(ts::Session* s);
 bool interrupted();
 void clear_interrupted();
 
-double now_seconds();
-
 void add_run_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace cli

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli_common.hpp"
+#include "select_args.hpp"
 #include "engine/chat.hpp"
 #include "engine/document.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -17,12 +18,15 @@ namespace {
 struct ChatArgs {
   ModelArgs model;
   GenArgs gen;
+  SelectArgs select;
   std::vector<std::string> docs;
 };
 
 void chat_loop(const ChatArgs& a) {
   auto model = load_model(a.model.model, false);
-  ts::Session session(model, a.model.session_options());
+  ts::SessionOptions so = a.model.session_options();
+  a.select.apply(so);
+  ts::Session session(model, so);
   const ts::ChatTemplate tmpl = ts::ChatTemplate::from_model(model->tokenizer().chat_template(), a.gen.chat_format);
   auto chat = std::make_unique<ts::Chat>(session, tmpl, a.gen.system);
   std::string doc_text;
@@ -75,6 +79,7 @@ void add_chat_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("chat", "interactive chat, optionally over documents");
   args->model.add_to(*cmd);
   args->gen.add_to(*cmd);
+  args->select.add_to(*cmd);
   cmd->add_option("-d,--doc", args->docs, "text document(s) given with the first message (repeatable)");
   cmd->callback([args] { chat_loop(*args); });
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.hpp"
+#include "select_args.hpp"
 #include "engine/chat.hpp"
 #include "engine/document.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -17,6 +18,7 @@ namespace {
 struct RunArgs {
   ModelArgs model;
   GenArgs gen;
+  SelectArgs select;
   std::string prompt;
   std::vector<std::string> docs;
   bool json = false;
@@ -36,7 +38,9 @@ std::string compose_user_message(const std::vector<std::string>& docs, const std
 void run(const RunArgs& a) {
   const std::string user = compose_user_message(a.docs, a.prompt);
   auto model = load_model(a.model.model, a.quiet || a.json);
-  ts::Session session(model, a.model.session_options());
+  ts::SessionOptions so = a.model.session_options();
+  a.select.apply(so);
+  ts::Session session(model, so);
   ts::Chat chat(session, ts::ChatTemplate::from_model(model->tokenizer().chat_template(), a.gen.chat_format),
                 a.gen.system);
   const int64_t n_prompt = int64_t(chat.prompt_tokens(user).size());
@@ -87,6 +91,7 @@ void add_run_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("run", "answer one prompt, optionally over documents");
   args->model.add_to(*cmd);
   args->gen.add_to(*cmd);
+  args->select.add_to(*cmd);
   cmd->add_option("-p,--prompt", args->prompt, "the question or instruction")->required();
   cmd->add_option("-d,--doc", args->docs, "text document(s) put before the prompt (repeatable)");
   cmd->add_flag("--json", args->json, "print one JSON object with the answer and timings");

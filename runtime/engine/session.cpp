@@ -12,6 +12,11 @@
 namespace ts {
 namespace {
 
+// The last tokens of a long prefill get a chunk of their own: TokenSelect picks each chunk's
+// keys by the mean of its queries, and the question at the end of a long document must decide
+// what the answer attends to, not the document text that shares its chunk.
+constexpr size_t kTailChunk = 64;
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -118,9 +123,12 @@ void Session::prefill(std::span<const int32_t> tokens, const ProgressFn& progres
   cancel_.store(false);
   const double t_start = now_seconds();
   try {
+    const size_t chunk = size_t(opts_.chunk);
+    const size_t tail = tokens.size() > chunk ? std::min(kTailChunk, chunk) : 0;
+    const size_t body = tokens.size() - tail;
     for (size_t done = 0; done < tokens.size();) {
       if (cancel_.exchange(false)) fail(Status::cancelled, "prefill cancelled");
-      const size_t n = std::min(tokens.size() - done, size_t(opts_.chunk));
+      const size_t n = done < body ? std::min(body - done, chunk) : tokens.size() - done;
       const bool last = done + n == tokens.size();
       step(tokens.subspan(done, n), last ? LogitsMode::last : LogitsMode::none);
       done += n;

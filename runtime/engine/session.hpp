@@ -73,7 +73,8 @@ class Session {
   const SessionStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 
-  // Appends and runs tokens in chunks. On cancel (Status::cancelled) or any error the session
+  // Appends and runs tokens in chunks (the last 64 of a long prompt in a chunk of their own,
+  // so a question after a document steers the selection). On cancel (Status::cancelled) or any error the session
   // is rolled back to the tokens it had before the call, so it stays consistent.
   void prefill(std::span<const int32_t> tokens, const ProgressFn& progress = {});
   // Logits after the last prefill/decode (n_vocab floats); null when none yet.
