@@ -1,6 +1,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "cpu/vec_ops.hpp"
 #include "util/fp16.hpp"

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstring>
 
 #include "cpu/vec_ops.hpp"
 #include "util/fp16.hpp"

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "cpu/vec_ops.hpp"
 #include "util/error.hpp"
 
 namespace ts {
@@ -35,6 +36,34 @@ void TokenSelectPolicy::truncate(int64_t n) {
   if (int64_t(counts_.size()) > n) counts_.resize(size_t(n));
 }
 
+namespace {
+// Bin of position p when [0, n) is cut into `bins` equal parts.
+int64_t bin_of(int64_t p, int64_t n, int32_t bins) { return std::min<int64_t>(bins - 1, p * bins / n); }
+
+void check_bins(int64_t n_tokens, int32_t n_bins) {
+  if (n_tokens < 1 || n_bins < 1)
+    fail(Status::invalid_arg, fmt::format("heatmap bins: need n_tokens >= 1 and n_bins >= 1 (got {}, {})", n_tokens, n_bins));
+}
+}  // namespace
+
+std::vector<float> TokenSelectPolicy::binned_votes(int64_t n_tokens, int32_t n_bins) const {
+  check_bins(n_tokens, n_bins);
+  std::vector<float> out(last_.size() * size_t(n_bins), 0.f);
+  for (size_t l = 0; l < last_.size(); ++l)
+    for (size_t j = 0; j < last_[l].positions.size(); ++j)
+      if (last_[l].positions[j] < n_tokens)
+        out[l * size_t(n_bins) + size_t(bin_of(last_[l].positions[j], n_tokens, n_bins))] += last_[l].votes[j];
+  return out;
+}
+
+std::vector<uint64_t> TokenSelectPolicy::binned_counts(int64_t n_tokens, int32_t n_bins) const {
+  check_bins(n_tokens, n_bins);
+  std::vector<uint64_t> out(size_t(n_bins), 0);
+  for (int64_t p = 0; p < std::min<int64_t>(n_tokens, int64_t(counts_.size())); ++p)
+    out[size_t(bin_of(p, n_tokens, n_bins))] += counts_[size_t(p)];
+  return out;
+}
+
 void TokenSelectPolicy::begin_step(int64_t t0, int64_t m) {
   if (recording_ && int64_t(counts_.size()) < t0 + m) counts_.resize(size_t(t0 + m), 0);
 }
@@ -53,13 +82,12 @@ void TokenSelectPolicy::select(int32_t layer, const KvLayerView& kv, int64_t T) 
   be_.selection_scores(kv, qbar_.data(), n_heads_, sink_end, local_start, 1.f / std::sqrt(float(head_dim_)),
                        scores_.data());
   vote_.assign(size_t(n), 0.f);
+  const kernels::VecOps& ops = kernels::vec_ops();
   for (int32_t h = 0; h < n_heads_; ++h) {
     float* s = scores_.data() + int64_t(h) * n;
     const float mx = *std::max_element(s, s + n);
-    double sum = 0;
-    for (int64_t j = 0; j < n; ++j) sum += s[j] = std::exp(s[j] - mx);
-    const float inv = float(1.0 / sum);
-    for (int64_t j = 0; j < n; ++j) vote_[size_t(j)] += s[j] * inv;
+    const float sum = ops.exp_sub_sum(s, mx, n);
+    ops.axpy(vote_.data(), 1.f / sum, s, n);  // soft vote: sum of the heads' softmax
   }
   const int64_t k = std::min<int64_t>(o_.k, n);
   order_.resize(size_t(n));

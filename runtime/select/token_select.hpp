@@ -41,6 +41,11 @@ class TokenSelectPolicy final : public AttentionPolicy {
   const std::vector<LayerSelection>& last_selection() const { return last_; }
   const std::vector<uint32_t>& selection_counts() const { return counts_; }
   void reset_counts() { counts_.assign(counts_.size(), 0); }
+  // Heatmap summaries over context positions [0, n_tokens) in n_bins equal bins, so a UI never
+  // pulls per-token arrays: per layer, the sum of the last step's vote scores in each bin
+  // (layers x n_bins, row-major); and the running selection counts summed per bin (n_bins).
+  std::vector<float> binned_votes(int64_t n_tokens, int32_t n_bins) const;
+  std::vector<uint64_t> binned_counts(int64_t n_tokens, int32_t n_bins) const;
   // Drop cached selections that refer to tokens at or past n (after the cache is truncated).
   void truncate(int64_t n);
 

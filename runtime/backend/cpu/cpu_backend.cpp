@@ -142,8 +142,7 @@ class CpuBackend final : public Backend {
   void softmax_fp16(float* s, int64_t n) {
     if (n <= 0) return;
     const float mx = *std::max_element(s, s + n);
-    float sum = 0;
-    for (int64_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
+    const float sum = ops_.exp_sub_sum(s, mx, n);
     ops_.scale(s, 1.f / sum, n);
     round_to_fp16(s, n);
   }

@@ -1,5 +1,7 @@
-// cos/sin of RoPE angles per position, computed once and grown on demand: rotating every
-// attended key at its (possibly remapped) position must be a table lookup, not sincos calls.
+// RoPE rotations per position, computed once and grown on demand: rotating every attended key
+// at its (possibly remapped) position must be a table lookup, not sincos calls. Each position
+// holds head_dim cosines and signed sines laid out for the model's pairing, so a rotation is
+// x*c + partner(x)*s over whole vectors.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -12,11 +14,12 @@ class RopeTable {
  public:
   // Makes positions [0, n_positions) available. Not thread-safe; call before parallel work.
   void ensure(const RopeParams& p, int64_t n_positions);
-  const float* cos_at(int64_t pos) const { return cos_.data() + pos * half_; }
-  const float* sin_at(int64_t pos) const { return sin_.data() + pos * half_; }
+  const float* cos_at(int64_t pos) const { return cos_.data() + pos * dim_; }
+  const float* sin_at(int64_t pos) const { return sin_.data() + pos * dim_; }
 
  private:
-  int32_t half_ = 0;
+  int32_t dim_ = 0;
+  RopeStyle style_ = RopeStyle::adjacent;
   float base_ = 0;
   const float* factors_ = nullptr;
   int64_t n_ = 0;

@@ -508,6 +508,21 @@ TEST(TokenSelectRecording, CountsAccumulateOverLayersAndSteps) {
   got.resize(want.size(), 0);
   EXPECT_EQ(got, want);
   EXPECT_EQ(std::accumulate(got.begin(), got.end(), uint64_t(0)), uint64_t(steps * L * o.k));
+
+  // Binned summaries: positions [0, 120) in 7 bins; bin of p is floor(p * 7 / 120).
+  const int32_t bins = 7;
+  std::vector<uint64_t> want_bins(bins, 0);
+  for (int64_t pos = 0; pos < 120; ++pos) want_bins[size_t(pos * bins / 120)] += want[size_t(pos)];
+  EXPECT_EQ(p.binned_counts(120, bins), want_bins);
+  const std::vector<float> votes = p.binned_votes(120, bins);
+  ASSERT_EQ(votes.size(), size_t(L * bins));
+  for (int32_t l = 0; l < L; ++l) {
+    std::vector<float> row(bins, 0.f);
+    const LayerSelection& sel = p.last_selection()[size_t(l)];
+    for (size_t j = 0; j < sel.positions.size(); ++j) row[size_t(sel.positions[j] * bins / 120)] += sel.votes[j];
+    for (int32_t b = 0; b < bins; ++b) EXPECT_FLOAT_EQ(votes[size_t(l * bins + b)], row[size_t(b)]);
+  }
+  EXPECT_THROW(p.binned_votes(120, 0), Error);
   p.reset_counts();
   for (uint32_t c : p.selection_counts()) EXPECT_EQ(c, 0u);
   p.truncate(50);
