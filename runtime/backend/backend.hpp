@@ -29,16 +29,15 @@ struct RopeParams {
   const float* freq_factors = nullptr;  // head_dim/2 divisors (Llama 3.1 rope_freqs), or null
 };
 
-// One layer's slice of the KV cache, head-major [kv_head][token][dim]: keys before RoPE in f32
-// (rotated, then rounded once to fp16 when attended, as a cache of rotated fp16 keys would be),
-// values in fp16.
+// One layer's slice of the KV cache, head-major [kv_head][token][dim]: keys before RoPE and
+// values, both fp16.
 struct KvLayerView {
-  float* k = nullptr;
+  uint16_t* k = nullptr;
   uint16_t* v = nullptr;
   int64_t capacity = 0;  // tokens per head
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
-  float* k_at(int32_t h, int64_t t) const { return k + (int64_t(h) * capacity + t) * head_dim; }
+  uint16_t* k_at(int32_t h, int64_t t) const { return k + (int64_t(h) * capacity + t) * head_dim; }
   uint16_t* v_at(int32_t h, int64_t t) const { return v + (int64_t(h) * capacity + t) * head_dim; }
 };
 

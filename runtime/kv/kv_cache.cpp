@@ -24,7 +24,7 @@ size_t KvCache::available_memory() {
 KvCache::KvCache(int32_t n_layer, int32_t n_kv_heads, int32_t head_dim, int64_t capacity)
     : n_layer_(n_layer), n_kv_heads_(n_kv_heads), head_dim_(head_dim), capacity_(capacity) {
   if (capacity < 1) fail(Status::invalid_arg, "KV cache capacity must be at least 1 token");
-  bytes_per_token_ = size_t(n_layer) * size_t(n_kv_heads) * size_t(head_dim) * (sizeof(float) + sizeof(uint16_t));
+  bytes_per_token_ = size_t(n_layer) * 2 * size_t(n_kv_heads) * size_t(head_dim) * sizeof(uint16_t);
   const double need = double(bytes_per_token_) * double(capacity);
   const size_t avail = available_memory();
   if (need > double(avail))
@@ -45,10 +45,10 @@ KvCache::~KvCache() {
 
 KvLayerView KvCache::layer(int32_t il) const {
   const size_t per_tensor = size_t(n_kv_heads_) * size_t(capacity_) * size_t(head_dim_);  // elements
-  uint8_t* layer = base_ + size_t(il) * per_tensor * (sizeof(float) + sizeof(uint16_t));
+  uint16_t* layer = reinterpret_cast<uint16_t*>(base_) + size_t(il) * 2 * per_tensor;
   KvLayerView v;
-  v.k = reinterpret_cast<float*>(layer);
-  v.v = reinterpret_cast<uint16_t*>(layer + per_tensor * sizeof(float));
+  v.k = layer;
+  v.v = layer + per_tensor;
   v.capacity = capacity_;
   v.n_kv_heads = n_kv_heads_;
   v.head_dim = head_dim_;

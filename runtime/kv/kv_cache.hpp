@@ -1,4 +1,4 @@
-// The KV cache of one session: per layer, keys (before RoPE, f32) and values (fp16), head-major
+// The KV cache of one session: per layer, keys (before RoPE) and values in fp16, head-major
 // [kv_head][token][dim] so scoring and attention stream each head's keys contiguously.
 // Address space for the whole capacity is reserved up front; pages are touched as tokens
 // arrive, so a large maximum context costs memory only when it is used.

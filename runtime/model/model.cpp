@@ -106,7 +106,7 @@ RopeParams Model::rope_params() const {
 }
 
 size_t Model::kv_bytes_per_token() const {
-  return size_t(hp_.n_layer) * size_t(hp_.kv_dim()) * (sizeof(float) + sizeof(uint16_t));  // K f32, V fp16
+  return size_t(hp_.n_layer) * 2 * size_t(hp_.kv_dim()) * sizeof(uint16_t);  // K and V, fp16
 }
 
 }  // namespace ts

@@ -41,7 +41,7 @@ class Model {
   const Tokenizer& tokenizer() const { return *tok_; }
   const gguf::File& file() const { return *file_; }
   RopeParams rope_params() const;
-  // Bytes of KV cache one token takes (all layers; K before RoPE in f32, V in fp16).
+  // Bytes of KV cache one token takes (all layers, K before RoPE and V, fp16).
   size_t kv_bytes_per_token() const;
 
   ~Model();

@@ -199,25 +199,25 @@ TEST_F(TokenSelectModel, SelectingStaysCloseToDenseAndCacheHitsOnDecode) {
   EXPECT_EQ(s.kv().size(), N + decode);
 }
 
-// (11) K f32 + V fp16 per layer and KV head: 30 * 3 * 64 * 6 bytes per token for SmolLM2-135M.
+// (11) K and V in fp16 per layer and KV head: 30 * 2 * 3 * 64 * 2 bytes per token for SmolLM2-135M.
 TEST_F(TokenSelectModel, KvBytesPerTokenMatchLayout) {
   const HParams& hp = model_->hparams();
-  EXPECT_EQ(model_->kv_bytes_per_token(), size_t(hp.n_layer) * size_t(hp.n_head_kv) * size_t(hp.head_dim) * 6);
+  EXPECT_EQ(model_->kv_bytes_per_token(), size_t(hp.n_layer) * 2 * size_t(hp.n_head_kv) * size_t(hp.head_dim) * 2);
   EXPECT_EQ(hp.n_layer, 30);
   EXPECT_EQ(hp.n_head_kv, 3);
   EXPECT_EQ(hp.head_dim, 64);
-  EXPECT_EQ(model_->kv_bytes_per_token(), size_t(34560));
+  EXPECT_EQ(model_->kv_bytes_per_token(), size_t(23040));
   Session s(model_, select_options(256, PositionMode::remap));
   EXPECT_EQ(s.kv().bytes_used(), size_t(0));
-  EXPECT_EQ(s.kv().bytes_per_token(), size_t(34560));
+  EXPECT_EQ(s.kv().bytes_per_token(), size_t(23040));
   s.prefill(std::span<const int32_t>(tokens_.data(), 100));
   EXPECT_EQ(s.kv().size(), 100);
-  EXPECT_EQ(s.kv().bytes_used(), size_t(100) * 34560);
+  EXPECT_EQ(s.kv().bytes_used(), size_t(100) * 23040);
   const int32_t one = tokens_[100];
   s.prefill(std::span<const int32_t>(&one, 1));
-  EXPECT_EQ(s.kv().bytes_used(), size_t(101) * 34560);
+  EXPECT_EQ(s.kv().bytes_used(), size_t(101) * 23040);
   s.truncate(40);
-  EXPECT_EQ(s.kv().bytes_used(), size_t(40) * 34560);
+  EXPECT_EQ(s.kv().bytes_used(), size_t(40) * 23040);
 }
 
 }  // namespace

@@ -21,6 +21,8 @@ constexpr int64_t kRowBlock = 32;        // weight rows per scheduling unit of a
 constexpr int64_t kParallelMin = 1 << 14;  // elementwise ops smaller than this stay on one thread
 constexpr int64_t kGemmMinQueries = 8;      // from this many queries, attention runs as GEMMs
 constexpr int64_t kQueryBlock = 64;         // queries per attention GEMM tile
+constexpr int32_t kMaxHeadDim = 256;
+constexpr int64_t kKeyBlock = 256;          // keys per decode-attention task
 
 class CpuBackend final : public Backend {
  public:
@@ -113,13 +115,15 @@ class CpuBackend final : public Backend {
     const int64_t row = int64_t(kv.n_kv_heads) * kv.head_dim;
     for (int64_t i = 0; i < m; ++i)
       for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
-        std::copy_n(k + i * row + int64_t(h) * kv.head_dim, kv.head_dim, kv.k_at(h, t0 + i));
+        ops_.f32_to_fp16(k + i * row + int64_t(h) * kv.head_dim, kv.k_at(h, t0 + i), kv.head_dim);
         ops_.f32_to_fp16(v + i * row + int64_t(h) * kv.head_dim, kv.v_at(h, t0 + i), kv.head_dim);
       }
   }
 
   void attention(const AttentionArgs& a) override;
   void attention_tiled(const AttentionArgs& a, int64_t nk);
+  void attention_decode(const AttentionArgs& a);
+  void gather_keys(const AttentionArgs& a);
   void selection_scores(const KvLayerView& kv, const float* qbar, int32_t n_heads, int64_t c0, int64_t c1,
                         float scale, float* scores) override;
 
@@ -168,19 +172,29 @@ class CpuBackend final : public Backend {
   std::vector<uint8_t> act_;
   cpu::RopeTable rope_;
   std::vector<float> kf_, vf_;  // attended keys (rotated) and values as f32, [kv_head][key][dim]
+  std::vector<float> qall_, sall_, partial_;  // decode: queries, scores, per-block outputs
   std::vector<std::vector<float>> scores_, qrot_;  // per thread
 };
 
 void CpuBackend::attention(const AttentionArgs& a) {
-  const int32_t d = a.kv.head_dim, H = a.n_heads, Hkv = a.kv.n_kv_heads, group = H / Hkv;
   const int64_t nk = a.n_keys;
   int64_t max_pos = 0;
   for (int64_t j = 0; j < nk; ++j) max_pos = std::max<int64_t>(max_pos, a.key_pos ? a.key_pos[j] : (a.keys ? a.keys[j] : j));
   for (int64_t i = 0; i < a.m; ++i) max_pos = std::max<int64_t>(max_pos, a.q_pos ? a.q_pos[i] : a.q_first + i);
   rope_.ensure(a.rope, max_pos + 1);
 
-  // Gather the attended keys once per KV head, rotated at their positions: shared by the
-  // `group` query heads of the head group and by every query of the chunk.
+  if (a.m >= kGemmMinQueries) {
+    gather_keys(a);
+    return attention_tiled(a, nk);
+  }
+  attention_decode(a);
+}
+
+// Gathers the attended keys once per KV head, rotated at their positions, for the prefill
+// GEMMs: shared by the `group` query heads of the head group and by every query of the chunk.
+void CpuBackend::gather_keys(const AttentionArgs& a) {
+  const int32_t d = a.kv.head_dim, Hkv = a.kv.n_kv_heads;
+  const int64_t nk = a.n_keys;
   kf_.resize(size_t(Hkv * nk * d));
   vf_.resize(size_t(Hkv * nk * d));
   pool_.parallel_for(Hkv * nk, [&](int, int64_t b, int64_t e) {
@@ -188,35 +202,72 @@ void CpuBackend::attention(const AttentionArgs& a) {
       const int32_t h = int32_t(idx / nk);
       const int64_t j = idx % nk;
       const int64_t t = a.keys ? a.keys[j] : j;
-      const int64_t pos = a.key_pos ? a.key_pos[j] : t;
       float* kd = kf_.data() + idx * d;
-      std::copy_n(a.kv.k_at(h, t), d, kd);
-      cpu::rope_apply(rope_, a.rope.style, d, pos, kd);
+      ops_.fp16_to_f32(a.kv.k_at(h, t), kd, d);
+      cpu::rope_apply(rope_, a.rope.style, d, a.key_pos ? a.key_pos[j] : t, kd);
       round_to_fp16(kd, d);  // one fp16 rounding, as a cache of rotated fp16 keys would hold
       ops_.fp16_to_f32(a.kv.v_at(h, t), vf_.data() + idx * d, d);
     }
   });
+}
 
-  if (a.m >= kGemmMinQueries) return attention_tiled(a, nk);
-  pool_.parallel_for(a.m * H, [&](int thread, int64_t b, int64_t e) {
-    std::vector<float>& s = scores_[size_t(thread)];
-    std::vector<float>& q = qrot_[size_t(thread)];
-    s.resize(size_t(nk));
-    q.resize(size_t(d));
-    for (int64_t idx = b; idx < e; ++idx) {
-      const int64_t i = idx / H;
-      const int32_t hq = int32_t(idx % H), g = hq / group;
-      const int64_t visible = visible_keys(a, a.q_first + i);
-      load_query(a, i, hq, q.data());
-      const float* kg = kf_.data() + int64_t(g) * nk * d;
-      const float* vg = vf_.data() + int64_t(g) * nk * d;
-      for (int64_t j = 0; j < visible; ++j) s[size_t(j)] = ops_.dot(q.data(), kg + j * d, d) * a.scale;
-      softmax_fp16(s.data(), visible);
-      float* o = a.out + (i * H + hq) * d;
-      std::fill_n(o, d, 0.f);
-      for (int64_t j = 0; j < visible; ++j) ops_.axpy(o, s[size_t(j)], vg + j * d, d);
+// Decode (a few queries): keys and values are streamed from the cache once, in blocks of keys
+// spread over the threads, with no scratch copy: memory traffic is what bounds this step.
+// Pass 1 scores every (query, head, key); pass 2 is each row's softmax; pass 3 accumulates
+// P.V per key block into partial outputs that are then summed.
+void CpuBackend::attention_decode(const AttentionArgs& a) {
+  const int32_t d = a.kv.head_dim, H = a.n_heads, Hkv = a.kv.n_kv_heads, group = H / Hkv;
+  const int64_t nk = a.n_keys, blocks = (nk + kKeyBlock - 1) / kKeyBlock, rows = a.m * H;
+  qall_.resize(size_t(rows * d));
+  for (int64_t i = 0; i < a.m; ++i)
+    for (int32_t h = 0; h < H; ++h) load_query(a, i, h, qall_.data() + (i * H + h) * d);
+  sall_.resize(size_t(rows * nk));
+  pool_.parallel_for(Hkv * blocks, [&](int, int64_t b, int64_t e) {
+    float k[kMaxHeadDim];
+    for (int64_t task = b; task < e; ++task) {
+      const int32_t g = int32_t(task / blocks);
+      const int64_t j0 = (task % blocks) * kKeyBlock, j1 = std::min(nk, j0 + kKeyBlock);
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t t = a.keys ? a.keys[j] : j;
+        ops_.fp16_to_f32(a.kv.k_at(g, t), k, d);
+        cpu::rope_apply(rope_, a.rope.style, d, a.key_pos ? a.key_pos[j] : t, k);
+        round_to_fp16(k, d);
+        for (int64_t i = 0; i < a.m; ++i)
+          for (int32_t hh = 0; hh < group; ++hh) {
+            const int64_t r = i * H + g * group + hh;
+            sall_[size_t(r * nk + j)] = ops_.dot(qall_.data() + r * d, k, d) * a.scale;
+          }
+      }
     }
   });
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = sall_.data() + r * nk;
+    const int64_t visible = visible_keys(a, a.q_first + r / H);
+    softmax_fp16(sr, visible);
+    std::fill(sr + visible, sr + nk, 0.f);
+  }
+  partial_.assign(size_t(blocks * rows * d), 0.f);
+  pool_.parallel_for(Hkv * blocks, [&](int, int64_t b, int64_t e) {
+    float v[kMaxHeadDim];
+    for (int64_t task = b; task < e; ++task) {
+      const int32_t g = int32_t(task / blocks);
+      const int64_t blk = task % blocks, j0 = blk * kKeyBlock, j1 = std::min(nk, j0 + kKeyBlock);
+      for (int64_t j = j0; j < j1; ++j) {
+        ops_.fp16_to_f32(a.kv.v_at(g, a.keys ? a.keys[j] : j), v, d);
+        for (int64_t i = 0; i < a.m; ++i)
+          for (int32_t hh = 0; hh < group; ++hh) {
+            const int64_t r = i * H + g * group + hh;
+            const float p = sall_[size_t(r * nk + j)];
+            if (p != 0.f) ops_.axpy(partial_.data() + (blk * rows + r) * d, p, v, d);
+          }
+      }
+    }
+  });
+  for (int64_t r = 0; r < rows; ++r) {
+    float* o = a.out + r * d;  // row r = query i, head h: out[i][h]
+    std::fill_n(o, d, 0.f);
+    for (int64_t blk = 0; blk < blocks; ++blk) ops_.axpy(o, 1.f, partial_.data() + (blk * rows + r) * d, d);
+  }
 }
 
 // Prefill chunks: per KV-head group and block of queries, S = Q.K^T and O = P.V as GEMMs
@@ -262,10 +313,11 @@ void CpuBackend::selection_scores(const KvLayerView& kv, const float* qbar, int3
   const int32_t d = kv.head_dim, group = n_heads / kv.n_kv_heads;
   const int64_t n = c1 - c0;
   pool_.parallel_for(int64_t(kv.n_kv_heads) * n, [&](int, int64_t b, int64_t e) {
+    float k[kMaxHeadDim];
     for (int64_t idx = b; idx < e; ++idx) {
       const int32_t g = int32_t(idx / n);
       const int64_t j = idx % n;
-      const float* k = kv.k_at(g, c0 + j);
+      ops_.fp16_to_f32(kv.k_at(g, c0 + j), k, d);
       for (int32_t hh = 0; hh < group; ++hh) {
         const int32_t h = g * group + hh;
         scores[int64_t(h) * n + j] = ops_.dot(qbar + int64_t(h) * d, k, d) * scale;

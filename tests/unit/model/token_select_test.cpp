@@ -41,7 +41,7 @@ struct RandomKv {
         for (int64_t t = 0; t < tokens; ++t)
           for (int32_t x = 0; x < kDim; ++x) {
             const size_t i = size_t((int64_t(h) * tokens + t) * kDim + x);
-            v.k_at(h, t)[x] = k[i];
+            v.k_at(h, t)[x] = fp32_to_fp16(k[i]);
             v.v_at(h, t)[x] = fp32_to_fp16(val[i]);
           }
     }
@@ -60,8 +60,8 @@ std::vector<double> ref_scores(const KvLayerView& kv, const std::vector<double>&
   for (int32_t h = 0; h < H; ++h)
     for (int64_t j = 0; j < n; ++j) {
       double dot = 0;
-      const float* k = kv.k_at(h / group, c0 + j);
-      for (int32_t x = 0; x < kv.head_dim; ++x) dot += qbar[size_t(h * kv.head_dim + x)] * double(k[x]);
+      const uint16_t* k = kv.k_at(h / group, c0 + j);
+      for (int32_t x = 0; x < kv.head_dim; ++x) dot += qbar[size_t(h * kv.head_dim + x)] * double(fp16_to_fp32(k[x]));
       s[size_t(h * n + j)] = dot / std::sqrt(double(kv.head_dim));
     }
   return s;
@@ -141,7 +141,7 @@ TEST(TokenSelectScores, MatchNaiveWithGqaMapping) {
   std::vector<double> q3(qd.size(), 0.0);
   std::copy_n(qd.begin() + 3 * kDim, kDim, q3.begin() + 3 * kDim);
   double dot = 0;
-  for (int32_t x = 0; x < kDim; ++x) dot += q3[size_t(3 * kDim + x)] * kv.layer(0).k_at(1, 4)[x];
+  for (int32_t x = 0; x < kDim; ++x) dot += q3[size_t(3 * kDim + x)] * fp16_to_fp32(kv.layer(0).k_at(1, 4)[x]);
   EXPECT_NEAR(got[3 * 10 + 4], dot, 1e-4);
 }
 
@@ -555,8 +555,9 @@ std::vector<double> ref_attention(const AttentionArgs& a) {
       for (int64_t j = 0; j < a.n_keys; ++j) {
         const int64_t t = a.keys ? a.keys[j] : j;
         if (t > a.q_first + i) continue;
-        const float* kp = a.kv.k_at(h / group, t);
-        std::vector<double> k(kp, kp + d);
+        const uint16_t* kp = a.kv.k_at(h / group, t);
+        std::vector<double> k(static_cast<size_t>(d));
+        for (int32_t x = 0; x < d; ++x) k[size_t(x)] = fp16_to_fp32(kp[x]);
         rope_adjacent(k, a.key_pos ? a.key_pos[j] : double(t), a.rope.freq_base);
         double dot = 0;
         for (int32_t x = 0; x < d; ++x) dot += q[size_t(x)] * k[size_t(x)];
