@@ -28,12 +28,13 @@ import argparse
 import json
 import os
 import shutil
-import struct
 import subprocess
 import tempfile
 
 import gguf
 import numpy as np
+
+from make_tokenizer_goldens import parse_spm_model  # same folder: the SentencePiece .model reader
 from gguf import GGMLQuantizationType as T
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -170,54 +171,6 @@ def make_tiny_qwen2(path):
     w.add_chat_template(CHATML_TEMPLATE)
     add_weights(w, np.random.default_rng(20250101), len(tokens), QWEN2_TYPES, biases=True, tied=False)
     finish(w)
-
-
-def parse_spm_model(path):
-    """(piece, score, type) from a SentencePiece .model (ModelProto field 1), no protobuf needed."""
-    data = open(path, "rb").read()
-
-    def varint(buf, i):
-        v = s = 0
-        while True:
-            b = buf[i]
-            i += 1
-            v |= (b & 0x7F) << s
-            s += 7
-            if b < 0x80:
-                return v, i
-
-    def fields(buf):
-        i = 0
-        while i < len(buf):
-            key, i = varint(buf, i)
-            num, wt = key >> 3, key & 7
-            if wt == 0:
-                v, i = varint(buf, i)
-            elif wt == 1:
-                v, i = buf[i:i + 8], i + 8
-            elif wt == 2:
-                n, i = varint(buf, i)
-                v, i = buf[i:i + n], i + n
-            elif wt == 5:
-                v, i = buf[i:i + 4], i + 4
-            else:
-                raise ValueError("unexpected wire type")
-            yield num, v
-
-    pieces = []
-    for num, v in fields(data):
-        if num != 1:
-            continue
-        piece, score, ptype = "", 0.0, 1
-        for n2, v2 in fields(v):
-            if n2 == 1:
-                piece = v2.decode("utf-8")
-            elif n2 == 2:
-                score = struct.unpack("<f", v2)[0]
-            elif n2 == 3:
-                ptype = v2
-        pieces.append((piece, score, ptype))
-    return pieces
 
 
 def spm_vocab():
