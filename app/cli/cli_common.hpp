@@ -2,12 +2,10 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "engine/session.hpp"
-#include "model/model.hpp"
+#include "api.hpp"
 
 namespace cli {
 
@@ -17,7 +15,17 @@ struct ModelArgs {
   int64_t ctx = 0;
   int chunk = 512;
   void add_to(CLI::App& app);
-  ts::SessionOptions session_options() const;
+};
+
+// ts_generate_options and the stop-string array it points into.
+struct GenerateOptions {
+  ts_generate_options options;
+  std::vector<const char*> stop;  // into GenArgs::stop
+  const ts_generate_options* get() {
+    options.stop = stop.data();
+    options.n_stop = stop.size();
+    return &options;
+  }
 };
 
 struct GenArgs {
@@ -33,12 +41,27 @@ struct GenArgs {
   std::string system;
   std::string chat_format;
   void add_to(CLI::App& app);
-  ts::GenerateOptions generate_options() const;
+  GenerateOptions generate_options() const;
 };
 
-std::shared_ptr<const ts::Model> load_model(const std::string& path, bool quiet);
+ModelPtr load_model(const std::string& path, bool quiet);
 
 double now_seconds();
+
+// Reads a text document: UTF-8 without NUL bytes (a BOM is dropped, CRLF becomes LF). Throws
+// Error naming the file and the byte offset of what is wrong.
+std::string read_document(const std::string& path);
+
+// The next token by greedy choice over the session's last logits.
+int32_t argmax_token(const ts_session* s);
+
+// A streamed answer: collected, and echoed to stdout when `echo`.
+struct Answer {
+  bool echo = true;
+  std::string text;
+  // ts_token_fn for an Answer passed as user_data.
+  static int32_t callback(const char* utf8, size_t len, int32_t token, void* answer);
+};
 
 // Prints "prefill 12288/52000 tokens  410 tok/s  ETA 1:37" on stderr, updating one line.
 class ProgressLine {
@@ -46,6 +69,10 @@ class ProgressLine {
   explicit ProgressLine(bool enabled) : enabled_(enabled), start_(now_seconds()) {}
   void update(int64_t done, int64_t total);
   void finish();
+  int64_t total_override = 0;  // > 0: shown instead of the callback's total (a prefill in two calls)
+
+  // ts_progress_fn for a ProgressLine passed as user_data.
+  static int32_t callback(int64_t done, int64_t total, void* line);
 
  private:
   bool enabled_;
@@ -53,11 +80,17 @@ class ProgressLine {
   bool printed_ = false;
 };
 
-// Ctrl-C cancels the current session's work; a second Ctrl-C exits at once.
+// Ctrl-C cancels the target session's running call; a second Ctrl-C exits at once.
 void install_interrupt_handler();
-void set_interrupt_target(ts::Session* s);
-bool interrupted();
 void clear_interrupted();
+// Makes `s` the Ctrl-C target for its lifetime.
+class InterruptTarget {
+ public:
+  explicit InterruptTarget(ts_session* s);
+  ~InterruptTarget();
+  InterruptTarget(const InterruptTarget&) = delete;
+  InterruptTarget& operator=(const InterruptTarget&) = delete;
+};
 
 void add_run_command(CLI::App& app);
 void add_chat_command(CLI::App& app);

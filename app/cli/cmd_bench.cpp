@@ -10,8 +10,6 @@
 
 #include "cli_common.hpp"
 #include "select_args.hpp"
-#include "tokenizer/tokenizer.hpp"
-#include "util/error.hpp"
 
 namespace cli {
 namespace {
@@ -28,47 +26,42 @@ struct BenchArgs {
 
 struct Row {
   int64_t context = 0;
-  ts::AttentionMode mode{};
+  ts_attention mode{};
   double prefill_tps = 0, ttft_s = 0, decode_tps = 0;
   double step_ms = 0;       // mean decode step
   double attention_ms = 0;  // step_ms minus the step at base_context, same mode
   std::optional<double> hit_rate;  // selection cache, over the decode steps; none when nothing was selected
   int64_t cache_hits = 0, cache_misses = 0, selecting_steps = 0, dense_steps = 0;
-  size_t kv_bytes_per_token = 0;
+  uint64_t kv_bytes_per_token = 0;
 };
 
-// Ordinary (non-special) tokens in a fixed pseudo-random order: speed depends on shapes, not text.
-std::vector<int32_t> bench_tokens(const ts::Tokenizer& tok, int64_t n) {
+// Ordinary (non-control) tokens, those that render as text without RENDER_SPECIAL, in a fixed
+// pseudo-random order: speed depends on shapes, not text.
+std::vector<int32_t> bench_tokens(const ts_model* m, int64_t n) {
   std::vector<int32_t> pool;
-  for (int32_t i = 0; i < tok.n_vocab(); ++i)
-    if (tok.type(i) == ts::TokenType::normal) pool.push_back(i);
+  const int32_t n_vocab = model_info(m).n_vocab;
+  for (int32_t i = 0; i < n_vocab; ++i)
+    if (!detokenize(m, {i}, 0).empty()) pool.push_back(i);
   std::mt19937 rng(1234);
   std::vector<int32_t> out(static_cast<size_t>(n));
   for (auto& t : out) t = pool[rng() % pool.size()];
   return out;
 }
 
-Row measure(const std::shared_ptr<const ts::Model>& m, const BenchArgs& a, int64_t ctx, ts::AttentionMode mode) {
-  ts::SessionOptions so = a.model.session_options();
-  SelectArgs sel = a.select;
-  sel.attention = attention_mode_name(mode);
-  sel.apply(so);
-  so.n_ctx = ctx + a.gen + 1;
-  ts::Session s(m, so);
-  set_interrupt_target(&s);
-  const std::vector<int32_t> prompt = bench_tokens(m->tokenizer(), ctx);
-  const int32_t nv = m->hparams().n_vocab;
+Row measure(const ts_model* m, const BenchArgs& a, const std::vector<int32_t>& tokens, int64_t ctx, ts_attention mode) {
+  SessionPtr session = open_session(m, a.model, a.select, mode, ctx + a.gen + 1);
+  ts_session* s = session.get();
+  InterruptTarget target(s);
   const double t0 = now_seconds();
-  s.prefill(prompt);
-  int32_t next = int32_t(std::max_element(s.logits(), s.logits() + nv) - s.logits());
+  check(ts_session_prefill_tokens(s, tokens.data(), size_t(ctx), nullptr, nullptr));
+  int32_t next = argmax_token(s);
   const double t1 = now_seconds();
-  s.policy().reset_stats();
+  check(ts_session_reset_stats(s));  // the selection counters below cover the decode steps only
   for (int i = 0; i < a.gen; ++i) {
-    s.prefill(std::span<const int32_t>(&next, 1));
-    next = int32_t(std::max_element(s.logits(), s.logits() + nv) - s.logits());
+    check(ts_session_prefill_tokens(s, &next, 1, nullptr, nullptr));
+    next = argmax_token(s);
   }
   const double t2 = now_seconds();
-  set_interrupt_target(nullptr);
   Row r;
   r.context = ctx;
   r.mode = mode;
@@ -76,35 +69,39 @@ Row measure(const std::shared_ptr<const ts::Model>& m, const BenchArgs& a, int64
   r.ttft_s = t1 - t0;
   r.decode_tps = a.gen / (t2 - t1);
   r.step_ms = 1000.0 * (t2 - t1) / a.gen;
-  const ts::SelectStats& st = s.policy().stats();
-  r.cache_hits = st.cache_hits;
-  r.cache_misses = st.cache_misses;
+  const ts_session_stats st = session_stats(s);
+  r.cache_hits = st.select_cache_hits;
+  r.cache_misses = st.select_cache_misses;
   r.selecting_steps = st.selecting_steps;
   r.dense_steps = st.dense_steps;
-  if (mode == ts::AttentionMode::tokenselect && st.cache_hits + st.cache_misses > 0)
-    r.hit_rate = double(st.cache_hits) / double(st.cache_hits + st.cache_misses);
-  r.kv_bytes_per_token = m->kv_bytes_per_token();
+  if (mode == TS_ATTENTION_TOKENSELECT && st.select_cache_hits + st.select_cache_misses > 0)
+    r.hit_rate = double(st.select_cache_hits) / double(st.select_cache_hits + st.select_cache_misses);
+  r.kv_bytes_per_token = st.kv_bytes_per_token;
   return r;
 }
 
 void bench(const BenchArgs& a) {
-  if (a.gen < 1) throw ts::Error(ts::Status::invalid_arg, "bench: --gen must be >= 1");
+  if (a.gen < 1) throw Error(TS_ERR_INVALID_ARG, "bench: --gen must be >= 1");
   for (int64_t ctx : a.contexts)
-    if (ctx < 1) throw ts::Error(ts::Status::invalid_arg, "bench: contexts must be >= 1");
-  const std::vector<ts::AttentionMode> modes = parse_modes(a.modes);
-  auto m = load_model(a.model.model, a.json);
+    if (ctx < 1) throw Error(TS_ERR_INVALID_ARG, "bench: contexts must be >= 1");
+  const std::vector<ts_attention> modes = parse_modes(a.modes);
+  ModelPtr model = load_model(a.model.model, a.json);
+  const ts_model* m = model.get();
+  int64_t longest = a.base_context;
+  for (int64_t ctx : a.contexts) longest = std::max(longest, ctx);
+  const std::vector<int32_t> tokens = bench_tokens(m, longest);  // each row prefills a prefix
 
   // Decode step time at a tiny context, per mode: what a step costs with (almost) no attention.
   std::vector<double> base_ms;
-  for (ts::AttentionMode mode : modes) {
+  for (ts_attention mode : modes) {
     fmt::print(stderr, "baseline: context {} {} ...\n", a.base_context, attention_mode_name(mode));
-    base_ms.push_back(measure(m, a, a.base_context, mode).step_ms);
+    base_ms.push_back(measure(m, a, tokens, a.base_context, mode).step_ms);
   }
   std::vector<Row> rows;
   for (int64_t ctx : a.contexts)
     for (size_t i = 0; i < modes.size(); ++i) {
       fmt::print(stderr, "context {} {} ...\n", ctx, attention_mode_name(modes[i]));
-      Row r = measure(m, a, ctx, modes[i]);
+      Row r = measure(m, a, tokens, ctx, modes[i]);
       r.attention_ms = std::max(0.0, r.step_ms - base_ms[i]);
       rows.push_back(r);
     }
@@ -137,7 +134,7 @@ void bench(const BenchArgs& a) {
       "-------------------------:|---------------:|\n");
   for (const Row& r : rows) {
     const std::string hit = r.hit_rate ? fmt::format("{:.1f}%", 100.0 * *r.hit_rate)
-                                       : (r.mode == ts::AttentionMode::full ? "-" : "n/a (dense)");
+                                       : (r.mode == TS_ATTENTION_FULL ? "-" : "n/a (dense)");
     fmt::print("| {:>7} | {:<11} | {:>13.1f} | {:>23.3f} | {:>12.2f} | {:>25.2f} | {:>24} | {:>14} |\n", r.context,
                attention_mode_name(r.mode), r.prefill_tps, r.ttft_s, r.decode_tps, r.attention_ms, hit,
                r.kv_bytes_per_token);

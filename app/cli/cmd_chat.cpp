@@ -3,14 +3,9 @@
 
 #include <cstdio>
 #include <iostream>
-#include <memory>
 
 #include "cli_common.hpp"
 #include "select_args.hpp"
-#include "engine/chat.hpp"
-#include "engine/document.hpp"
-#include "tokenizer/tokenizer.hpp"
-#include "util/error.hpp"
 
 namespace cli {
 namespace {
@@ -22,18 +17,23 @@ struct ChatArgs {
   std::vector<std::string> docs;
 };
 
+int32_t message_count(const ts_session* s) {
+  int32_t n = 0;
+  check(ts_session_message_count(s, &n));
+  return n;
+}
+
 void chat_loop(const ChatArgs& a) {
-  auto model = load_model(a.model.model, false);
-  ts::SessionOptions so = a.model.session_options();
-  a.select.apply(so);
-  ts::Session session(model, so);
-  const ts::ChatTemplate tmpl = ts::ChatTemplate::from_model(model->tokenizer().chat_template(), a.gen.chat_format);
-  auto chat = std::make_unique<ts::Chat>(session, tmpl, a.gen.system);
-  std::string doc_text;
-  for (const std::string& path : a.docs) doc_text += ts::read_document(path) + "\n\n";
+  ModelPtr model = load_model(a.model.model, false);
+  SessionPtr session = open_session(model.get(), a.model, a.select, &a.gen);
+  ts_session* s = session.get();
+  const int32_t n_system = message_count(s);  // what /reset keeps: the system prompt, if any
+  std::vector<std::string> docs;
+  for (const std::string& path : a.docs) docs.push_back(read_document(path));
+  GenerateOptions go = a.gen.generate_options();
   fmt::print(stderr, "context {} tokens. Type a message; /reset starts over, /exit or Ctrl-D quits, Ctrl-C stops an answer.\n",
-             session.n_ctx());
-  bool first = true;
+             session_stats(s).n_ctx);
+  bool first = true;  // the documents go with the first message of a conversation
   std::string line;
   for (;;) {
     fmt::print(stderr, "\n> ");
@@ -41,34 +41,36 @@ void chat_loop(const ChatArgs& a) {
     if (!std::getline(std::cin, line) || line == "/exit") break;
     if (line.empty()) continue;
     if (line == "/reset") {
-      chat = std::make_unique<ts::Chat>(session, tmpl, a.gen.system);
+      // Dropping the messages keeps the KV cache, so the documents' prefix is reused.
+      check(ts_session_truncate_messages(s, n_system));
       first = true;
       fmt::print(stderr, "(conversation cleared)\n");
       continue;
     }
-    const std::string message = first ? doc_text + line : line;
+    const int32_t n_before = message_count(s);
+    if (first)
+      for (size_t i = 0; i < docs.size(); ++i)
+        check(ts_session_add_document(s, a.docs[i].c_str(), docs[i].data(), docs[i].size(), nullptr));
+    check(ts_session_add_message(s, TS_ROLE_USER, line.data(), line.size()));
+    InterruptTarget target(s);
     ProgressLine progress(true);
-    set_interrupt_target(&session);
-    try {
-      ts::GenerateResult r = chat->ask(
-          message, a.gen.generate_options(),
-          [](std::string_view piece, int32_t) {
-            std::fwrite(piece.data(), 1, piece.size(), stdout);
-            std::fflush(stdout);
-            return true;
-          },
-          [&](int64_t done, int64_t total) { progress.update(done, total); });
-      progress.finish();
+    const ts_status ps = ts_session_prefill(s, ProgressLine::callback, &progress);
+    progress.finish();
+    if (ps == TS_CANCELLED) {
+      check(ts_session_truncate_messages(s, n_before));
+      fmt::print(stderr, "(prefill cancelled; the message was dropped)\n");
+    } else {
+      check(ps);
+      Answer answer;
+      int32_t reason = TS_STOP_NONE;
+      const ts_status gs = ts_session_generate(s, go.get(), Answer::callback, &answer, &reason);
+      if (gs != TS_CANCELLED) check(gs);
       first = false;
       std::fputc('\n', stdout);
-      if (r.reason == ts::StopReason::cancelled) fmt::print(stderr, "(stopped)\n");
-    } catch (const ts::Error& e) {
-      progress.finish();
-      if (e.status() != ts::Status::cancelled) throw;
-      fmt::print(stderr, "(prefill cancelled; the message was dropped)\n");
+      if (reason == TS_STOP_CANCELLED) fmt::print(stderr, "(stopped)\n");
     }
-    set_interrupt_target(nullptr);
-    fmt::print(stderr, "[context {}/{} tokens]\n", session.tokens().size(), session.n_ctx());
+    const ts_session_stats st = session_stats(s);
+    fmt::print(stderr, "[context {}/{} tokens]\n", st.n_tokens, st.n_ctx);
   }
 }
 

@@ -10,8 +10,6 @@
 #include "cli_common.hpp"
 #include "passkey.hpp"
 #include "select_args.hpp"
-#include "tokenizer/tokenizer.hpp"
-#include "util/error.hpp"
 
 namespace cli {
 namespace {
@@ -37,7 +35,7 @@ struct Trial {
   int64_t tokens = 0;  // actual prompt tokens
   double depth = 0;
   int depth_index = 0;
-  ts::AttentionMode mode{};
+  ts_attention mode{};
   int trial = 0;
   int key = 0;
   std::string output;
@@ -53,20 +51,32 @@ std::vector<double> resolve_depths(const PasskeyArgs& a) {
   return d;
 }
 
-// Greedy continuation of whatever the session holds, up to n tokens or end of generation.
-std::string greedy(ts::Session& s, int n) {
-  const ts::Tokenizer& tok = s.model().tokenizer();
-  const int32_t nv = s.model().hparams().n_vocab;
+// What ends a greedy continuation: EOS and the control tokens that end a turn in the chat
+// formats we know (the runtime's end-of-generation set).
+std::vector<int32_t> end_tokens(const ts_model* m) {
+  std::vector<int32_t> end;
+  if (const int32_t eos = model_info(m).eos_token; eos >= 0) end.push_back(eos);
+  for (const char* text : {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>", "<end_of_turn>",
+                           "<|eom_id|>"}) {
+    const std::vector<int32_t> ids = tokenize(m, text, TS_TOKENIZE_PARSE_SPECIAL);
+    // A control token renders as nothing without RENDER_SPECIAL.
+    if (ids.size() == 1 && detokenize(m, ids, 0).empty()) end.push_back(ids[0]);
+  }
+  return end;
+}
+
+// Greedy continuation of whatever the session holds, up to n tokens or an end token.
+std::string greedy(const ts_model* m, ts_session* s, const std::vector<int32_t>& end, int n) {
   std::vector<int32_t> out;
   for (int i = 0; i < n; ++i) {
-    const float* l = s.logits();
-    const int32_t next = int32_t(std::max_element(l, l + nv) - l);
-    if (tok.is_end_of_generation(next)) break;
+    const int32_t next = argmax_token(s);
+    if (std::find(end.begin(), end.end(), next) != end.end()) break;
     out.push_back(next);
-    if (i + 1 < n && int64_t(s.tokens().size()) < s.n_ctx()) s.prefill(std::span<const int32_t>(&next, 1));
+    const ts_session_stats st = session_stats(s);
+    if (i + 1 < n && st.n_tokens < st.n_ctx) check(ts_session_prefill_tokens(s, &next, 1, nullptr, nullptr));
     else break;
   }
-  return tok.decode(out, false);
+  return detokenize(m, out, 0);
 }
 
 std::string one_line(std::string s) {
@@ -77,17 +87,21 @@ std::string one_line(std::string s) {
 
 void passkey_eval(const PasskeyArgs& a) {
   for (int64_t len : a.lengths)
-    if (len < 64) throw ts::Error(ts::Status::invalid_arg, "eval passkey: lengths must be >= 64");
-  if (a.trials < 1) throw ts::Error(ts::Status::invalid_arg, "eval passkey: --trials must be >= 1");
-  if (a.gen < 1) throw ts::Error(ts::Status::invalid_arg, "eval passkey: --gen must be >= 1");
+    if (len < 64) throw Error(TS_ERR_INVALID_ARG, "eval passkey: lengths must be >= 64");
+  if (a.trials < 1) throw Error(TS_ERR_INVALID_ARG, "eval passkey: --trials must be >= 1");
+  if (a.gen < 1) throw Error(TS_ERR_INVALID_ARG, "eval passkey: --gen must be >= 1");
   const std::vector<double> depths = resolve_depths(a);
   for (double d : depths)
-    if (!(d >= 0 && d <= 1)) throw ts::Error(ts::Status::invalid_arg, "eval passkey: depths must be in [0, 1]");
-  const std::vector<ts::AttentionMode> modes = parse_modes(a.modes);
+    if (!(d >= 0 && d <= 1)) throw Error(TS_ERR_INVALID_ARG, "eval passkey: depths must be in [0, 1]");
+  const std::vector<ts_attention> modes = parse_modes(a.modes);
   const bool progress_on = !a.quiet;
 
-  auto model = load_model(a.model.model, a.quiet);
-  const ts::Tokenizer& tok = model->tokenizer();
+  ModelPtr model = load_model(a.model.model, a.quiet);
+  const ts_model* m = model.get();
+  const std::vector<int32_t> end = end_tokens(m);
+  const passkey::TokenizeFn tokenize_prompt = [m](const std::string& text) {
+    return tokenize(m, text, TS_TOKENIZE_ADD_BOS | TS_TOKENIZE_PARSE_SPECIAL);
+  };
   std::vector<Trial> results;
 
   for (int64_t len : a.lengths) {
@@ -98,7 +112,7 @@ void passkey_eval(const PasskeyArgs& a) {
     for (size_t di = 0; di < depths.size(); ++di)
       for (int t = 0; t < a.trials; ++t) {
         const int key = passkey::make_key(a.seed, len, int(di), t);
-        prompts.push_back(passkey::build(tok, len, depths[di], key));
+        prompts.push_back(passkey::build(tokenize_prompt, len, depths[di], key));
         Trial tr;
         tr.length = len;
         tr.tokens = int64_t(prompts.back().tokens.size());
@@ -109,46 +123,43 @@ void passkey_eval(const PasskeyArgs& a) {
         proto.push_back(tr);
         longest = std::max(longest, tr.tokens);
       }
-    for (ts::AttentionMode mode : modes) {
-      ts::SessionOptions so = a.model.session_options();
-      SelectArgs sel = a.select;
-      sel.attention = attention_mode_name(mode);
-      sel.apply(so);
-      so.n_ctx = longest + a.gen + 64;
-      ts::Session s(model, so);
-      set_interrupt_target(&s);
+    for (ts_attention mode : modes) {
+      SessionPtr session = open_session(m, a.model, a.select, mode, longest + a.gen + 64);
+      ts_session* s = session.get();
+      InterruptTarget target(s);
       for (size_t i = 0; i < prompts.size(); ++i) {
         Trial tr = proto[i];
         tr.mode = mode;
         if (progress_on)
           fmt::print(stderr, "passkey: length {} ({} tokens) {} depth {:.2f} trial {}\n", len, tr.tokens,
                      attention_mode_name(mode), tr.depth, tr.trial + 1);
-        s.truncate(0);
+        check(ts_session_truncate_tokens(s, 0));
         ProgressLine progress(progress_on);
         const double t0 = now_seconds();
-        const std::span<const int32_t> all(prompts[i].tokens);
+        const std::vector<int32_t>& all = prompts[i].tokens;
         const size_t tail = a.split_last > 0 ? std::min(size_t(a.split_last), all.size() - 1) : 0;
+        progress.total_override = int64_t(all.size());
         progress.update(0, int64_t(all.size()));
-        s.prefill(all.first(all.size() - tail), [&](int64_t done, int64_t) { progress.update(done, int64_t(all.size())); });
-        if (tail > 0) s.prefill(all.last(tail));
-        tr.prefill_s = now_seconds() - t0;
+        const ts_status ps = ts_session_prefill_tokens(s, all.data(), all.size() - tail, ProgressLine::callback, &progress);
         progress.finish();
-        tr.output = greedy(s, a.gen);
+        check(ps);
+        if (tail > 0) check(ts_session_prefill_tokens(s, all.data() + all.size() - tail, tail, nullptr, nullptr));
+        tr.prefill_s = now_seconds() - t0;
+        tr.output = greedy(m, s, end, a.gen);
         tr.correct = passkey::found(tr.output, tr.key);
         if (progress_on)
           fmt::print(stderr, "  key {} -> \"{}\" {} ({:.1f} s prefill)\n", tr.key, one_line(tr.output),
                      tr.correct ? "FOUND" : "missed", tr.prefill_s);
         results.push_back(tr);
       }
-      set_interrupt_target(nullptr);
     }
   }
 
   // (length, mode) -> correct, total
-  auto tally = [&](int64_t len, ts::AttentionMode m, int depth_index) {
+  auto tally = [&](int64_t len, ts_attention mode, int depth_index) {
     std::pair<int, int> c{0, 0};
     for (const Trial& t : results)
-      if (t.length == len && t.mode == m && (depth_index < 0 || t.depth_index == depth_index)) {
+      if (t.length == len && t.mode == mode && (depth_index < 0 || t.depth_index == depth_index)) {
         c.first += t.correct;
         c.second += 1;
       }
@@ -158,9 +169,9 @@ void passkey_eval(const PasskeyArgs& a) {
   if (a.json) {
     nlohmann::json summary = nlohmann::json::array(), trials = nlohmann::json::array();
     for (int64_t len : a.lengths)
-      for (ts::AttentionMode m : modes) {
-        const auto [c, n] = tally(len, m, -1);
-        summary.push_back({{"length", len}, {"mode", attention_mode_name(m)}, {"correct", c}, {"total", n},
+      for (ts_attention mode : modes) {
+        const auto [c, n] = tally(len, mode, -1);
+        summary.push_back({{"length", len}, {"mode", attention_mode_name(mode)}, {"correct", c}, {"total", n},
                            {"accuracy", n ? double(c) / n : 0.0}});
       }
     for (const Trial& t : results)
@@ -174,7 +185,7 @@ void passkey_eval(const PasskeyArgs& a) {
                         {"correct", t.correct},
                         {"prefill_s", t.prefill_s}});
     std::cout << nlohmann::json{{"model", a.model.model},
-                                {"trained_context", model->hparams().n_ctx_train},
+                                {"trained_context", model_info(m).n_ctx_train},
                                 {"split_last", a.split_last},
                                 {"summary", summary},
                                 {"trials", trials}}
@@ -184,37 +195,37 @@ void passkey_eval(const PasskeyArgs& a) {
   }
 
   fmt::print("| length |");
-  for (ts::AttentionMode m : modes) fmt::print(" {} |", attention_mode_name(m));
+  for (ts_attention mode : modes) fmt::print(" {} |", attention_mode_name(mode));
   fmt::print("\n|-------:|");
   for (size_t i = 0; i < modes.size(); ++i) fmt::print("------:|");
   fmt::print("\n");
   for (int64_t len : a.lengths) {
     fmt::print("| {} |", len);
-    for (ts::AttentionMode m : modes) {
-      const auto [c, n] = tally(len, m, -1);
+    for (ts_attention mode : modes) {
+      const auto [c, n] = tally(len, mode, -1);
       fmt::print(" {}/{} |", c, n);
     }
     fmt::print("\n");
   }
   fmt::print("\npasskey retrieval, correct/total over {} depth(s) x {} trial(s); model trained context {}.\n",
-             depths.size(), a.trials, model->hparams().n_ctx_train);
+             depths.size(), a.trials, model_info(m).n_ctx_train);
   if (a.split_last > 0) fmt::print("the last {} prompt tokens were prefilled as their own chunk.\n", a.split_last);
 
   if (a.verbose) {
     fmt::print("\n| length | depth |");
-    for (ts::AttentionMode m : modes) fmt::print(" {} |", attention_mode_name(m));
+    for (ts_attention mode : modes) fmt::print(" {} |", attention_mode_name(mode));
     fmt::print("\n|-------:|------:|");
     for (size_t i = 0; i < modes.size(); ++i) fmt::print("------|");
     fmt::print("\n");
     for (int64_t len : a.lengths)
       for (size_t di = 0; di < depths.size(); ++di) {
         fmt::print("| {} | {:.2f} |", len, depths[di]);
-        for (ts::AttentionMode m : modes) {
-          const auto [c, n] = tally(len, m, int(di));
+        for (ts_attention mode : modes) {
+          const auto [c, n] = tally(len, mode, int(di));
           std::string cell = fmt::format("{}/{}", c, n);
           if (a.trials == 1)
             for (const Trial& t : results)
-              if (t.length == len && t.mode == m && t.depth_index == int(di))
+              if (t.length == len && t.mode == mode && t.depth_index == int(di))
                 cell += fmt::format(" (key {}: \"{}\")", t.key, one_line(t.output));
           fmt::print(" {} |", cell);
         }

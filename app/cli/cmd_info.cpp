@@ -1,13 +1,12 @@
 // tokenselect info: what a model file holds.
 #include <fmt/format.h>
 
+#include <cstring>
+#include <fstream>
 #include <iostream>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli_common.hpp"
-#include "gguf/gguf_file.hpp"
-#include "tokenizer/tokenizer.hpp"
 
 namespace cli {
 namespace {
@@ -17,21 +16,28 @@ struct InfoArgs {
   bool json = false;
 };
 
+// The GGUF header's version and tensor count (bytes 4..24; the library validated the file).
+std::pair<uint32_t, uint64_t> gguf_header(const std::string& path) {
+  char h[24] = {};
+  std::ifstream(path, std::ios::binary).read(h, sizeof h);
+  uint32_t version = 0;
+  uint64_t n_tensors = 0;
+  std::memcpy(&version, h + 4, 4);
+  std::memcpy(&n_tensors, h + 8, 8);
+  return {version, n_tensors};
+}
+
 void info(const InfoArgs& a) {
-  auto m = ts::Model::load(a.model);
-  const ts::HParams& h = m->hparams();
-  std::map<std::string, int> types;
-  uint64_t weight_bytes = 0;
-  for (const auto& t : m->file().tensors()) {
-    ++types[ts::type_name(uint32_t(t.type))];
-    weight_bytes += t.nbytes;
-  }
-  const ts::Tokenizer& tok = m->tokenizer();
+  ModelPtr m = load_model(a.model, true);
+  const ts_model_info h = model_info(m.get());
+  const std::string arch = h.arch;
+  const auto rope_base = metadata(m.get(), (arch + ".rope.freq_base").c_str());
+  const auto [version, n_tensors] = gguf_header(a.model);
   nlohmann::json j = {
       {"file", a.model},
       {"name", h.name},
-      {"architecture", h.arch_name},
-      {"gguf_version", m->file().version()},
+      {"architecture", arch},
+      {"gguf_version", version},
       {"layers", h.n_layer},
       {"embedding", h.n_embd},
       {"heads", h.n_head},
@@ -40,16 +46,18 @@ void info(const InfoArgs& a) {
       {"feed_forward", h.n_ff},
       {"vocab", h.n_vocab},
       {"trained_context", h.n_ctx_train},
-      {"rope_base", h.rope_base},
-      {"rope_style", h.rope_style == ts::RopeStyle::adjacent ? "adjacent pairs" : "neox halves"},
-      {"tied_embeddings", m->weights().output.data == m->weights().token_embd.data},
-      {"tensors", m->file().tensors().size()},
-      {"tensor_types", types},
-      {"weight_bytes", weight_bytes},
-      {"kv_cache_bytes_per_token", m->kv_bytes_per_token()},
-      {"bos", tok.bos()},
-      {"eos", tok.eos()},
-      {"add_bos", tok.add_bos()},
+      {"rope_base", rope_base ? std::stof(*rope_base) : 10000.f},  // the runtime's default
+      // llama GGUFs store Q/K rows permuted into pairs; qwen2 rotates halves (NeoX).
+      {"rope_style", arch == "qwen2" ? "neox halves" : "adjacent pairs"},
+      {"tensors", n_tensors},
+      {"parameters", h.n_params},
+      {"file_bytes", h.file_size},
+      {"kv_cache_bytes_per_token", h.kv_bytes_per_token},
+      {"chat_format", h.chat_format},
+      {"bos", h.bos_token},
+      {"eos", h.eos_token},
+      // Tokenizing nothing with ADD_BOS yields BOS exactly when the model asks for it.
+      {"add_bos", !tokenize(m.get(), "", TS_TOKENIZE_ADD_BOS).empty()},
   };
   if (a.json) {
     std::cout << j.dump(2) << "\n";

@@ -2,7 +2,6 @@
 #include <fmt/format.h>
 
 #include "cli_common.hpp"
-#include "util/error.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"tokenselect: long-context LLM inference with dynamic token-level KV selection"};
@@ -17,9 +16,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const ts::Error& e) {
+  } catch (const cli::Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
-    return e.status() == ts::Status::cancelled ? 130 : 1;
+    return e.status() == TS_CANCELLED ? 130 : 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

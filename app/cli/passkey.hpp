@@ -1,16 +1,16 @@
 // Passkey retrieval prompts (the shape used by the TokenSelect / InfLLM / Landmark Attention
 // evaluations): filler sentences, at a given depth "The pass key is NNNNN. Remember it. NNNNN is
 // the pass key.", more filler, then "What is the pass key? The pass key is". Plain text, no chat
-// template. Header-only so tests/e2e can include it without linking the CLI.
+// template. Header-only and free of library types, so tests/e2e (on the runtime) and the CLI
+// (on the C API) share it.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
-
-#include "tokenizer/tokenizer.hpp"
 
 namespace passkey {
 
@@ -47,13 +47,8 @@ inline std::string prompt_text(int64_t n_filler, double depth, int key) {
   return s;
 }
 
-inline std::vector<int32_t> tokenize(const ts::Tokenizer& tok, const std::string& text) {
-  std::vector<int32_t> ids;
-  if (tok.add_bos() && tok.bos() >= 0) ids.push_back(tok.bos());
-  const std::vector<int32_t> body = tok.encode(text, true);
-  ids.insert(ids.end(), body.begin(), body.end());
-  return ids;
-}
+// A prompt's tokens: BOS when the model wants it, then the text with special tokens parsed.
+using TokenizeFn = std::function<std::vector<int32_t>(const std::string&)>;
 
 struct Prompt {
   std::vector<int32_t> tokens;
@@ -62,17 +57,18 @@ struct Prompt {
 };
 
 // A prompt of about target_tokens tokens (within one filler sentence, ~5 tokens, of it).
-inline Prompt build(const ts::Tokenizer& tok, int64_t target_tokens, double depth, int key) {
-  // Tokens per filler sentence, measured on one round of all five (" " + sentence).
+inline Prompt build(const TokenizeFn& tokenize, int64_t target_tokens, double depth, int key) {
+  // Tokens per filler sentence, measured on one round of all five (" " + sentence), less the BOS.
   std::string round;
   for (const char* f : kFiller) (round += ' ') += f;
-  const double per_sentence = double(tok.encode(round, true).size()) / kFillerCount;
-  const int64_t fixed = int64_t(tokenize(tok, prompt_text(0, depth, key)).size());
+  const size_t bos = tokenize("").size();
+  const double per_sentence = double(tokenize(round).size() - bos) / kFillerCount;
+  const int64_t fixed = int64_t(tokenize(prompt_text(0, depth, key)).size());
   Prompt p;
   p.key = key;
   p.n_filler = std::max<int64_t>(0, std::llround(double(target_tokens - fixed) / per_sentence));
   for (int iter = 0; iter < 4; ++iter) {
-    p.tokens = tokenize(tok, prompt_text(p.n_filler, depth, key));
+    p.tokens = tokenize(prompt_text(p.n_filler, depth, key));
     const int64_t diff = target_tokens - int64_t(p.tokens.size());
     const int64_t step = std::llround(double(diff) / per_sentence);
     if (step == 0 || p.n_filler + step < 0) break;

@@ -4,8 +4,6 @@
 
 #include <algorithm>
 
-#include "util/error.hpp"
-
 namespace cli {
 
 void SelectArgs::add_to(CLI::App& app, bool with_attention) {
@@ -23,45 +21,59 @@ void SelectArgs::add_to(CLI::App& app, bool with_attention) {
       ->capture_default_str();
 }
 
-ts::AttentionMode parse_attention_mode(const std::string& s) {
-  if (s == "tokenselect") return ts::AttentionMode::tokenselect;
-  if (s == "full" || s == "dense") return ts::AttentionMode::full;
-  throw ts::Error(ts::Status::invalid_arg, fmt::format("unknown attention mode '{}' (tokenselect or full)", s));
+ts_attention parse_attention_mode(const std::string& s) {
+  if (s == "tokenselect") return TS_ATTENTION_TOKENSELECT;
+  if (s == "full" || s == "dense") return TS_ATTENTION_FULL;
+  throw Error(TS_ERR_INVALID_ARG, fmt::format("unknown attention mode '{}' (tokenselect or full)", s));
 }
 
-const char* attention_mode_name(ts::AttentionMode m) { return m == ts::AttentionMode::full ? "full" : "tokenselect"; }
+const char* attention_mode_name(ts_attention m) { return m == TS_ATTENTION_FULL ? "full" : "tokenselect"; }
 
-std::vector<ts::AttentionMode> parse_modes(const std::vector<std::string>& names) {
-  std::vector<ts::AttentionMode> out;
+std::vector<ts_attention> parse_modes(const std::vector<std::string>& names) {
+  std::vector<ts_attention> out;
   for (const std::string& n : names) {
-    const ts::AttentionMode m = parse_attention_mode(n);
+    const ts_attention m = parse_attention_mode(n);
     if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
   }
-  if (out.empty()) throw ts::Error(ts::Status::invalid_arg, "--modes: give at least one of tokenselect, full");
+  if (out.empty()) throw Error(TS_ERR_INVALID_ARG, "--modes: give at least one of tokenselect, full");
   return out;
 }
 
-ts::SelectOptions SelectArgs::select_options() const {
-  ts::SelectOptions o;
-  o.mode = parse_attention_mode(attention);
-  if (positions == "remap")
-    o.positions = ts::PositionMode::remap;
-  else if (positions == "true" || positions == "true_pos")
-    o.positions = ts::PositionMode::true_pos;
-  else
-    throw ts::Error(ts::Status::invalid_arg, fmt::format("unknown --positions '{}' (remap or true)", positions));
-  o.k = k;
-  o.n_init = n_init;
-  o.n_local = n_local;
-  o.tau = tau;
-  o.cache = !no_cache;
-  o.validate();
-  return o;
+ts_select_settings SelectArgs::settings() const {
+  ts_select_settings s;
+  ts_select_settings_init(&s);
+  s.attention = parse_attention_mode(attention);
+  s.positions = positions == "true" ? TS_POSITIONS_TRUE : TS_POSITIONS_REMAP;  // CLI11 checked the value
+  s.k = k;
+  s.n_init = n_init;
+  s.n_local = n_local;
+  s.cache_threshold = tau;
+  s.select_cache = no_cache ? 0 : 1;
+  return s;
 }
 
-void SelectArgs::apply(ts::SessionOptions& o) const {
-  o.select = select_options();
-  if (o.select.mode == ts::AttentionMode::tokenselect && o.chunk > o.select.n_local) o.chunk = o.select.n_local;
+SessionPtr open_session(const ts_model* m, const ModelArgs& ma, const SelectArgs& sa, const GenArgs* gen) {
+  const ts_select_settings sel = sa.settings();
+  ts_session_options o;
+  ts_session_options_init(&o);
+  o.n_ctx = ma.ctx;
+  o.n_threads = ma.threads;
+  o.chunk = ma.chunk;  // the library runs TokenSelect chunks of at most n_local
+  o.select = &sel;
+  if (gen && !gen->system.empty()) o.system_prompt = gen->system.c_str();  // else the model's own
+  if (gen && !gen->chat_format.empty()) o.chat_format = gen->chat_format.c_str();
+  ts_session* s = nullptr;
+  check(ts_session_create(m, &o, &s));
+  return SessionPtr(s);
+}
+
+SessionPtr open_session(const ts_model* m, const ModelArgs& ma, const SelectArgs& sa, ts_attention mode,
+                        int64_t n_ctx) {
+  ModelArgs model = ma;
+  model.ctx = n_ctx;
+  SelectArgs select = sa;
+  select.attention = attention_mode_name(mode);
+  return open_session(m, model, select);
 }
 
 }  // namespace cli

@@ -6,33 +6,22 @@
 #include <chrono>
 #include <cstring>
 
+#include "engine/generation.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "util/error.hpp"
 
 namespace ts {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 namespace {
 
 // The last tokens of a long prefill get a chunk of their own: TokenSelect picks each chunk's
 // keys by the mean of its queries, and the question at the end of a long document must decide
 // what the answer attends to, not the document text that shares its chunk.
 constexpr size_t kTailChunk = 64;
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Longest suffix of `text` that is a proper prefix of some stop string: it must be held back
-// because the next piece may complete the stop string.
-size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const std::string& s : stops)
-    for (size_t n = std::min(s.size() - 1, text.size()); n > hold; --n)
-      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
-        hold = n;
-        break;
-      }
-  return hold;
-}
 
 }  // namespace
 
@@ -53,13 +42,11 @@ void SessionOptions::validate() const {
   if (chunk < 1) fail(Status::invalid_arg, "session: chunk must be >= 1");
   if (n_threads < 0) fail(Status::invalid_arg, "session: n_threads must be >= 0");
   select.validate();
-  check_chunk(chunk, select);
 }
 
-void check_chunk(int32_t chunk, const SelectOptions& s) {
-  // Every query of a chunk must sit in the local window, so it attends to its own chunk.
-  if (s.mode == AttentionMode::tokenselect && chunk > s.n_local)
-    fail(Status::invalid_arg, fmt::format("session: prefill chunk {} exceeds n_local {}", chunk, s.n_local));
+int32_t Session::chunk() const {
+  const SelectOptions& s = opts_.select;
+  return s.mode == AttentionMode::tokenselect ? std::min(opts_.chunk, s.n_local) : opts_.chunk;
 }
 
 static int64_t resolve_ctx(const Model& m, const SessionOptions& o) {
@@ -82,7 +69,6 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& opts)
 
 void Session::set_select_options(const SelectOptions& o) {
   o.validate();
-  check_chunk(opts_.chunk, o);
   policy_->set_options(o);
   opts_.select = o;
 }
@@ -120,15 +106,14 @@ void Session::prefill(std::span<const int32_t> tokens, const ProgressFn& progres
   const int32_t nv = model_->hparams().n_vocab;
   for (int32_t t : tokens)
     if (t < 0 || t >= nv) fail(Status::invalid_arg, fmt::format("token id {} outside the vocabulary [0, {})", t, nv));
-  cancel_.store(false);
   const double t_start = now_seconds();
   try {
-    const size_t chunk = size_t(opts_.chunk);
-    const size_t tail = tokens.size() > chunk ? std::min(kTailChunk, chunk) : 0;
+    const size_t max_chunk = size_t(chunk());
+    const size_t tail = tokens.size() > max_chunk ? std::min(kTailChunk, max_chunk) : 0;
     const size_t body = tokens.size() - tail;
     for (size_t done = 0; done < tokens.size();) {
       if (cancel_.exchange(false)) fail(Status::cancelled, "prefill cancelled");
-      const size_t n = done < body ? std::min(body - done, chunk) : tokens.size() - done;
+      const size_t n = done < body ? std::min(body - done, max_chunk) : tokens.size() - done;
       const bool last = done + n == tokens.size();
       step(tokens.subspan(done, n), last ? LogitsMode::last : LogitsMode::none);
       done += n;
@@ -147,7 +132,7 @@ std::vector<float> Session::eval_all(std::span<const int32_t> tokens) {
   std::vector<float> out;
   out.reserve(tokens.size() * size_t(nv));
   for (size_t done = 0; done < tokens.size();) {
-    const size_t n = std::min(tokens.size() - done, size_t(opts_.chunk));
+    const size_t n = std::min(tokens.size() - done, size_t(chunk()));
     const float* l = forward_->run(tokens.subspan(done, n), kv_, LogitsMode::all);
     out.insert(out.end(), l, l + n * size_t(nv));
     tokens_.insert(tokens_.end(), tokens.begin() + ptrdiff_t(done), tokens.begin() + ptrdiff_t(done + n));
@@ -159,76 +144,12 @@ std::vector<float> Session::eval_all(std::span<const int32_t> tokens) {
 }
 
 GenerateResult Session::generate(const GenerateOptions& opts, const PieceFn& on_piece) {
-  if (!has_logits_) fail(Status::invalid_arg, "generate: nothing to continue from (prefill first)");
-  if (opts.max_tokens < 0) fail(Status::invalid_arg, "generate: max_tokens must be >= 0");
-  for (const std::string& s : opts.stop)
-    if (s.empty()) fail(Status::invalid_arg, "generate: empty stop string");
-  Sampler sampler(opts.sampler);
-  const Tokenizer& tok = model_->tokenizer();
-  TokenStreamDecoder stream(tok);
-  GenerateResult r;
-  std::string pending;  // decoded text not yet handed out (may start a stop string)
-  cancel_.store(false);
-  const double t_start = now_seconds();
-  bool first = true;
-
-  auto emit = [&](std::string_view piece, int32_t token) {
-    r.text.append(piece);
-    if (on_piece && !piece.empty() && !on_piece(piece, token)) {
-      r.reason = StopReason::callback;
-      return false;
-    }
-    return true;
-  };
-
-  for (int32_t i = 0;; ++i) {
-    if (i >= opts.max_tokens) {
-      r.reason = StopReason::max_tokens;
-      break;
-    }
-    if (cancel_.exchange(false)) {
-      r.reason = StopReason::cancelled;
-      break;
-    }
-    const int32_t id = sampler.sample(last_logits_.data(), model_->hparams().n_vocab, tokens_);
-    if (first) {
-      stats_.first_token_seconds = now_seconds() - t_start;
-      first = false;
-    }
-    if (tok.is_end_of_generation(id)) {
-      r.reason = StopReason::end_of_generation;
-      break;
-    }
-    r.tokens.push_back(id);
-    pending += stream.push(id);
-    if (!opts.stop.empty()) {
-      size_t cut = std::string::npos;
-      for (const std::string& s : opts.stop) cut = std::min(cut, pending.find(s));
-      if (cut != std::string::npos) {
-        emit(std::string_view(pending).substr(0, cut), id);
-        pending.clear();
-        r.reason = StopReason::stop_string;
-        break;
-      }
-    }
-    const size_t hold = held_back(pending, opts.stop);
-    if (!emit(std::string_view(pending).substr(0, pending.size() - hold), id)) {
-      pending.clear();
-      break;
-    }
-    pending.erase(0, pending.size() - hold);
-    if (int64_t(tokens_.size()) >= kv_.capacity()) {
-      r.reason = StopReason::context_full;
-      break;
-    }
-    const double t0 = now_seconds();
-    step(std::span<const int32_t>(&id, 1), LogitsMode::last);
-    stats_.decode_seconds += now_seconds() - t0;
-    stats_.decode_tokens += 1;
+  Generation g(*this, opts);
+  while (!g.done()) {
+    const Generation::Step st = g.next();
+    if (on_piece && !st.piece.empty() && !on_piece(st.piece, st.token)) g.stop(StopReason::callback);
   }
-  pending += stream.flush();
-  if (r.reason != StopReason::stop_string && r.reason != StopReason::callback) emit(pending, -1);
-  return r;
+  return g.result();
 }
 
 }  // namespace ts

@@ -22,14 +22,14 @@ namespace ts {
 struct SessionOptions {
   int64_t n_ctx = 0;      // maximum tokens in the cache; 0: the trained context (full) or 64k (tokenselect)
   int32_t n_threads = 0;  // 0: all hardware threads
-  int32_t chunk = 512;    // prefill chunk size (at most select.n_local with TokenSelect)
+  int32_t chunk = 512;    // prefill chunk size; TokenSelect runs chunks of at most n_local
   SelectOptions select;   // attention policy: TokenSelect (default) or full
 
   void validate() const;
 };
 
-// Throws unless a prefill chunk fits the TokenSelect local window.
-void check_chunk(int32_t chunk, const SelectOptions& s);
+// Monotonic clock in seconds, for the statistics.
+double now_seconds();
 
 // done/total tokens of the current prefill; called after every chunk.
 using ProgressFn = std::function<void(int64_t done, int64_t total)>;
@@ -84,18 +84,26 @@ class Session {
   // Samples from the current logits and runs the sampled tokens until a stop condition.
   GenerateResult generate(const GenerateOptions& opts, const PieceFn& on_piece = {});
 
-  // Any thread: makes the running prefill/generate return within one chunk or step.
+  // Any thread: makes the running prefill/generate return within one chunk or step. A request
+  // stays pending until it stops something or clear_cancel() drops it; callers clear it when a
+  // user-level operation starts, so a stale request does not cancel the next one.
   void cancel() { cancel_.store(true); }
+  void clear_cancel() { cancel_.store(false); }
 
   // Logits for every position of `tokens` appended to the cache (for tests and evaluation).
   std::vector<float> eval_all(std::span<const int32_t> tokens);
 
   // Attention settings; validated, and they take effect from the next step.
   void set_select_options(const SelectOptions& o);
+  // The prefill chunk in use: the requested one, at most n_local under TokenSelect so every
+  // query of a chunk sits in the local window and attends to its own chunk.
+  int32_t chunk() const;
   const TokenSelectPolicy& policy() const { return *policy_; }
   TokenSelectPolicy& policy() { return *policy_; }
 
  private:
+  friend class Generation;
+  friend class SessionState;
   void step(std::span<const int32_t> tokens, LogitsMode mode);
 
   std::shared_ptr<const Model> model_;

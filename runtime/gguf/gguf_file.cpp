@@ -246,7 +246,7 @@ std::shared_ptr<const File> File::open(const std::string& path) {
   }
   if (st.st_size == 0) {
     ::close(fd);
-    fail(Status::io, fmt::format("{}: cannot open: empty file (0 bytes)", path));
+    fail(Status::format, fmt::format("{}: empty file (0 bytes), not a GGUF file", path));
   }
   const auto size = static_cast<uint64_t>(st.st_size);
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -563,6 +563,19 @@ std::optional<std::vector<int32_t>> File::get_i32_array(std::string_view key) co
     out[k] = sign ? static_cast<int32_t>(e.i) : static_cast<int32_t>(e.u);
   }
   return out;
+}
+
+bool File::prefault(const std::function<bool(uint64_t, uint64_t)>& progress) const {
+  constexpr uint64_t kStep = 8u << 20, kPage = 4096;
+  if (mapping_) madvise(const_cast<uint8_t*>(base_), size_, MADV_WILLNEED);
+  volatile uint8_t sink = 0;
+  for (uint64_t done = 0; done < size_;) {
+    const uint64_t end = std::min(size_, done + kStep);
+    for (uint64_t p = done; p < end; p += kPage) sink = sink + base_[p];
+    done = end;
+    if (progress && !progress(done, size_)) return false;
+  }
+  return true;
 }
 
 }  // namespace ts::gguf

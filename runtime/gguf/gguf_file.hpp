@@ -81,6 +81,11 @@ class File {
   std::optional<std::vector<float>> get_f32_array(std::string_view key) const;
   std::optional<std::vector<int32_t>> get_i32_array(std::string_view key) const;  // I32/U32/I8/U8...
 
+  // Reads the whole mapping into memory in steps, calling progress(done, total bytes) after
+  // each, so a slow disk shows progress instead of stalling the first steps. Stops early and
+  // returns false when progress returns false.
+  bool prefault(const std::function<bool(uint64_t done, uint64_t total)>& progress) const;
+
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;
 

@@ -60,7 +60,11 @@ class Loader {
 
 Model::~Model() = default;
 
-std::shared_ptr<const Model> Model::load(const std::string& path) { return from_file(gguf::File::open(path)); }
+std::shared_ptr<const Model> Model::load(const std::string& path, const LoadProgressFn& progress) {
+  std::shared_ptr<const gguf::File> file = gguf::File::open(path);
+  if (!file->prefault(progress)) fail(Status::cancelled, fmt::format("{}: loading cancelled", path));
+  return from_file(std::move(file));
+}
 
 std::shared_ptr<const Model> Model::from_file(std::shared_ptr<const gguf::File> file) {
   std::shared_ptr<Model> m(new Model());

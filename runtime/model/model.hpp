@@ -33,7 +33,10 @@ class Model {
  public:
   // Maps and validates the file, checks every tensor's presence, type and shape against the
   // hyperparameters, and loads the tokenizer. Throws ts::Error with a precise message.
-  static std::shared_ptr<const Model> load(const std::string& path);
+  // Reads the file into memory first, reporting progress(done, total bytes); progress returning
+  // false cancels with Error(cancelled).
+  using LoadProgressFn = std::function<bool(uint64_t done, uint64_t total)>;
+  static std::shared_ptr<const Model> load(const std::string& path, const LoadProgressFn& progress = {});
   static std::shared_ptr<const Model> from_file(std::shared_ptr<const gguf::File> file);
 
   const HParams& hparams() const { return hp_; }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <numeric>
 
@@ -34,6 +35,57 @@ void TokenSelectPolicy::set_options(const SelectOptions& o) {
 void TokenSelectPolicy::truncate(int64_t n) {
   for (LayerCache& c : cache_) c.fingerprint.clear();  // its selection may name dropped tokens
   if (int64_t(counts_.size()) > n) counts_.resize(size_t(n));
+}
+
+namespace {
+template <typename T>
+void put(std::string& out, const T* p, size_t n) {
+  if (n > 0) out.append(reinterpret_cast<const char*>(p), n * sizeof(T));
+}
+template <typename T>
+void take(std::string_view& in, T* p, size_t n) {
+  if (in.size() < n * sizeof(T)) fail(Status::format, "session state: selection cache is truncated");
+  if (n > 0) std::memcpy(p, in.data(), n * sizeof(T));
+  in.remove_prefix(n * sizeof(T));
+}
+}  // namespace
+
+std::string TokenSelectPolicy::save_cache() const {
+  std::string out;
+  for (const LayerCache& c : cache_) {
+    const uint64_t nf = c.fingerprint.size(), ns = c.selected.size();
+    put(out, &nf, 1);
+    put(out, c.fingerprint.data(), nf);
+    put(out, &ns, 1);
+    put(out, c.selected.data(), ns);
+    put(out, c.votes.data(), ns);
+    put(out, &c.local_start, 1);
+  }
+  return out;
+}
+
+void TokenSelectPolicy::load_cache(std::string_view in, int64_t n_tokens) {
+  std::vector<LayerCache> cache(cache_.size());
+  for (LayerCache& c : cache) {
+    uint64_t nf = 0, ns = 0;
+    take(in, &nf, 1);
+    if (nf != 0 && nf != uint64_t(n_heads_) * uint64_t(head_dim_))
+      fail(Status::format, "session state: selection cache does not fit the model");
+    c.fingerprint.resize(nf);
+    take(in, c.fingerprint.data(), nf);
+    take(in, &ns, 1);
+    if (ns > in.size()) fail(Status::format, "session state: selection cache is truncated");
+    c.selected.resize(ns);
+    c.votes.resize(ns);
+    take(in, c.selected.data(), ns);
+    take(in, c.votes.data(), ns);
+    take(in, &c.local_start, 1);
+    const bool in_range = std::all_of(c.selected.begin(), c.selected.end(), [&](int32_t p) { return p >= 0 && p < n_tokens; });
+    if (!in_range || c.local_start < 0 || c.local_start > n_tokens)
+      fail(Status::format, "session state: selection cache names tokens outside the cache");
+  }
+  if (!in.empty()) fail(Status::format, "session state: selection cache has trailing bytes");
+  cache_ = std::move(cache);
 }
 
 namespace {

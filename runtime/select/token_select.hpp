@@ -4,6 +4,8 @@
 // give the remapped RoPE positions. Also records what it selected for heatmaps.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -48,6 +50,10 @@ class TokenSelectPolicy final : public AttentionPolicy {
   std::vector<uint64_t> binned_counts(int64_t n_tokens, int32_t n_bins) const;
   // Drop cached selections that refer to tokens at or past n (after the cache is truncated).
   void truncate(int64_t n);
+  // The selection cache as bytes, for session state files, and back (throws Error(format) for
+  // bytes that do not fit this model's layers and heads or n_tokens cached tokens).
+  std::string save_cache() const;
+  void load_cache(std::string_view bytes, int64_t n_tokens);
 
   void begin_step(int64_t t0, int64_t m) override;
   AttentionSet plan(int32_t layer, const float* q, int64_t m, int32_t n_heads, const KvLayerView& kv,

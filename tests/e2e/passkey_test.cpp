@@ -7,6 +7,7 @@
 
 #include "../../app/cli/passkey.hpp"
 #include "e2e_support.hpp"
+#include "tokenizer/tokenizer.hpp"
 
 namespace {
 using namespace ts;
@@ -29,9 +30,17 @@ TEST(Passkey, FindsKeyAt4kTokenSelectAndDense) {
   auto model = Model::load(path);
   const int64_t length = 4096;
   const std::vector<double> depths{0.25, 0.75};
+  const Tokenizer& tok = model->tokenizer();
+  const passkey::TokenizeFn tokenize = [&](const std::string& text) {
+    std::vector<int32_t> ids;
+    if (tok.add_bos() && tok.bos() >= 0) ids.push_back(tok.bos());
+    const std::vector<int32_t> body = tok.encode(text, /*parse_special=*/true);
+    ids.insert(ids.end(), body.begin(), body.end());
+    return ids;
+  };
   std::vector<passkey::Prompt> prompts;
   for (size_t i = 0; i < depths.size(); ++i) {
-    prompts.push_back(passkey::build(model->tokenizer(), length, depths[i], passkey::make_key(42, length, int(i), 0)));
+    prompts.push_back(passkey::build(tokenize, length, depths[i], passkey::make_key(42, length, int(i), 0)));
     const int64_t n = int64_t(prompts.back().tokens.size());
     EXPECT_NEAR(double(n), double(length), 16.0) << "the builder should hit the target length";
   }
