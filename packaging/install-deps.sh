@@ -26,7 +26,7 @@ BASE_PACKAGES=(
 )
 # Qt 6 for app/desktop (Debian 12 ships Qt 6.4). qt6-base-dev has Widgets, Gui, Test, OpenGL;
 # qt6-qpa-plugins has the xcb/offscreen platforms that running the app and its tests need.
-APP_PACKAGES=(qt6-base-dev qt6-base-dev-tools qt6-qpa-plugins qt6-svg-dev qt6-pdf-dev)
+APP_PACKAGES=(qt6-base-dev qt6-base-dev-tools qt6-qpa-plugins qt6-svg-dev qt6-pdf-dev xvfb xauth xdotool fonts-dejavu-core)
 DOCS_PACKAGES=(bible-kjv bible-kjv-text)
 
 WITH_APP=0
