@@ -1,0 +1,89 @@
+// Launch wrappers of the CUDA decode-step kernels: TokenSelect's plan, scoring, soft vote and
+// radix top-k, and split ("flash-decoding") attention over the attended set with RoPE applied on
+// the fly. Everything reads the per-layer StepState from device memory, so a step can be
+// captured in a CUDA graph once and replayed. All calls are asynchronous on `stream`.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "decode_types.hpp"
+
+namespace ts::cuda {
+
+// Throws std::runtime_error naming the call when a CUDA call or launch failed.
+void check(cudaError_t e, const char* what);
+
+// Scratch of one selection (shared by all layers: steps run one layer at a time).
+struct SelectScratch {
+  float* scores = nullptr;     // n_heads x capacity
+  int64_t capacity = 0;        // candidates the buffers hold
+  int32_t score_blocks = 0;    // grid.x of the scoring kernel
+  float2* partials = nullptr;  // stats_blocks x n_heads (max, sum of exp)
+  int32_t stats_blocks = 0;    // grid.x of the statistics pass
+  float2* stats = nullptr;     // n_heads (max, sum of exp)
+  float* votes = nullptr;      // capacity
+  uint32_t* hist = nullptr;    // 2048 bins, zero between selections
+  int2* block_counts = nullptr;  // compact_blocks x (greater, equal)
+  int32_t compact_blocks = 0;
+};
+
+// Per layer, what a step writes and keeps: the fingerprint (n_heads x head_dim), the selection
+// (k positions ascending, and their votes), and the step state.
+struct LayerSelectBuffers {
+  StepState* state = nullptr;
+  float* fingerprint = nullptr;
+  int32_t* selected = nullptr;
+  float* selected_votes = nullptr;
+};
+
+// Sets T of n_layers step states to `T` (set) or adds `delta` (advance: one decode step).
+void launch_set_tokens(StepState* states, int n_layers, int32_t T, cudaStream_t stream);
+void launch_advance_tokens(StepState* states, int n_layers, int32_t delta, cudaStream_t stream);
+
+// Appends the step's K (before RoPE) and V (fp32, [n_kv_heads][head_dim]) at cache index T - 1.
+void launch_kv_append(const PagedKv& kv, const StepState* state, const float* k, const float* v,
+                      cudaStream_t stream);
+
+// Decides the step's plan (dense / reuse / select) from T and, with the cache on, the cosine
+// between the query (the fingerprint of a one-query step) and the cached fingerprint. Inside
+// a graph, `select_if` (non-null) is set to whether to run the conditional selection body.
+void launch_plan(const LayerSelectBuffers& layer, const float* q, int32_t n_heads, int32_t head_dim,
+                 const SelectConfig& cfg, const SelectScratch& scratch, const cudaGraphConditionalHandle* select_if,
+                 cudaStream_t stream);
+
+// When the plan is `select`: scores, per-head softmax, soft vote and top-k of the candidates;
+// writes the layer's selection (positions ascending) and its size into the state.
+void launch_select(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads,
+                   float scale, const SelectScratch& scratch, cudaStream_t stream);
+
+// Split attention of the step's query (n_heads x head_dim, before RoPE) over the attended set
+// (the plan's: all of [0, T), or sinks + selection + [tail, T)); `splits` blocks per KV head
+// write partial results into part_o (splits x n_heads x head_dim) and part_ml (splits x
+// n_heads), then a combine kernel writes out (n_heads x head_dim).
+struct AttendArgs {
+  PagedKv kv;
+  const StepState* state = nullptr;
+  const int32_t* selected = nullptr;
+  const float* q = nullptr;
+  int32_t n_heads = 0;
+  float scale = 1.f;
+  RopeTables rope;
+  int32_t remap = 1;
+  int32_t splits = 1;
+  float* part_o = nullptr;
+  float2* part_ml = nullptr;
+  float* out = nullptr;
+};
+void launch_attend(const AttendArgs& a, cudaStream_t stream);
+// Resident blocks per multiprocessor of the split kernel for this head_dim and group size.
+int attend_blocks_per_sm(int head_dim, int group);
+
+// The scoring kernel alone (for the benchmark's bandwidth figure): as inside launch_select.
+void launch_scores_only(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads,
+                        float scale, const SelectScratch& scratch, cudaStream_t stream);
+
+// Fills n fp16 values with a hash of (seed, index), uniform in [-scale, scale).
+void launch_fill_random_half(uint16_t* x, int64_t n, uint32_t seed, float scale, cudaStream_t stream);
+
+}  // namespace ts::cuda

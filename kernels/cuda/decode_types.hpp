@@ -1,0 +1,63 @@
+// Plain structs shared by the CUDA decode-attention kernels and their host callers: the paged KV
+// cache, RoPE tables, TokenSelect settings and the per-layer step state that lives in device
+// memory (so a captured CUDA graph can replay decode steps without host round trips).
+#pragma once
+#include <cstdint>
+
+namespace ts::cuda {
+
+constexpr int kMaxGroup = 8;  // query heads per KV head supported by the kernels
+
+// One layer's KV cache in device memory, in pages of 2^page_shift tokens. Physical page p holds
+// [n_kv_heads][page_size][head_dim] fp16 values in `k` (keys before RoPE) and in `v`;
+// page_table maps a logical page (t >> page_shift) to its physical page.
+struct PagedKv {
+  uint16_t* k = nullptr;
+  uint16_t* v = nullptr;
+  const int32_t* page_table = nullptr;
+  int32_t page_shift = 6;
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;
+};
+
+// RoPE as two tables of (cos, sin) pairs, so a rotation at any position is one complex product:
+// lo[(p & 63) * half + i] holds the angle (p & 63) * f_i and hi[(p >> 6) * half + i] holds
+// (p >> 6) * 64 * f_i, for pair i of half = head_dim / 2 pairs (computed in double on the host).
+struct RopeTables {
+  const float* lo = nullptr;  // 64 x half x (cos, sin)
+  const float* hi = nullptr;  // ceil(max_pos / 64) x half x (cos, sin)
+  int32_t neox = 0;           // 1: pairs (i, i + d/2) (qwen2); 0: adjacent pairs (2i, 2i+1)
+};
+constexpr int kRopeLoBits = 6;
+
+struct SelectConfig {
+  int32_t n_init = 128;
+  int32_t n_local = 512;
+  int32_t k = 2048;
+  float tau = 0.9f;
+  int32_t cache = 1;  // reuse the last selection when cos(fingerprint) >= tau
+  int32_t remap = 1;  // RoPE positions are ranks in the attention set
+  int32_t full = 0;   // dense causal attention with true positions (the baseline)
+};
+
+enum StepPlan : int32_t { kPlanDense = 0, kPlanReuse = 1, kPlanSelect = 2 };
+
+// Per-layer state of the current decode step, in device memory; written by the plan and
+// selection kernels, read by the attention kernel.
+struct StepState {
+  int32_t T = 0;                // tokens cached, the step's own included
+  int32_t plan = kPlanDense;
+  int32_t c0 = 0;               // candidates [c0, c0 + n_cand); c0 is also the sinks' end
+  int32_t n_cand = 0;
+  int32_t k_eff = 0;            // min(k, n_cand)
+  int32_t n_sel = 0;            // size of the cached selection
+  int32_t sel_local_start = 0;  // local-window start when that selection was made
+  int32_t fp_valid = 0;         // a fingerprint is cached
+  uint32_t prefix = 0;          // radix select: threshold bits found so far
+  uint32_t prefix_mask = 0;
+  int32_t k_left = 0;           // how many threshold-equal candidates are taken
+  int32_t hits = 0;
+  int32_t misses = 0;
+};
+
+}  // namespace ts::cuda

@@ -1,0 +1,295 @@
+#include "backend/cuda/cuda_decode_attention.hpp"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/decode_kernels.hpp"
+
+namespace ts {
+
+bool cuda_device_available(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    if (why) *why = e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device";
+    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    return false;
+  }
+  return true;
+}
+
+namespace {
+// (cos, sin) tables of RoPE angles n * step * f_i for n in [0, rows), in double then float.
+std::vector<float> rope_table(const RopeParams& r, int64_t rows, double step) {
+  const int half = r.head_dim / 2;
+  std::vector<float> t(size_t(rows * half * 2));
+  for (int i = 0; i < half; ++i) {
+    double f = std::pow(double(r.freq_base), -2.0 * i / r.head_dim);
+    if (r.freq_factors) f /= r.freq_factors[i];
+    for (int64_t n = 0; n < rows; ++n) {
+      const double a = double(n) * step * f;
+      t[size_t((n * half + i) * 2)] = float(std::cos(a));
+      t[size_t((n * half + i) * 2 + 1)] = float(std::sin(a));
+    }
+  }
+  return t;
+}
+}  // namespace
+
+CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::SelectConfig& cfg)
+    : shape_(s), cfg_(cfg) {
+  if (s.head_dim != 64 && s.head_dim != 128)
+    throw std::runtime_error("CUDA attention: head_dim must be 64 or 128 (got " + std::to_string(s.head_dim) + ")");
+  if (s.n_kv_heads < 1 || s.n_heads % s.n_kv_heads != 0 || s.n_heads / s.n_kv_heads > cuda::kMaxGroup)
+    throw std::runtime_error("CUDA attention: unsupported head layout");
+  if (s.capacity < 1 || s.capacity > (int64_t(1) << 30)) throw std::runtime_error("CUDA attention: bad capacity");
+  int dev = 0;
+  cuda::check(cudaGetDevice(&dev), "cudaGetDevice");
+  cuda::check(cudaDeviceGetAttribute(&n_sms_, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+  cuda::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  cuda::check(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "cudaStreamCreate");
+
+  const int64_t page = int64_t(1) << s.page_shift;
+  pages_ = (s.capacity + page - 1) / page;
+  const size_t layer_elems = size_t(pages_ * page * s.n_kv_heads * s.head_dim);
+  k_ = DeviceBuffer<uint16_t>(layer_elems * size_t(s.n_layers));
+  v_ = DeviceBuffer<uint16_t>(layer_elems * size_t(s.n_layers));
+  page_table_ = DeviceBuffer<int32_t>(size_t(pages_));
+  std::vector<int32_t> identity(static_cast<size_t>(pages_));
+  std::iota(identity.begin(), identity.end(), 0);
+  set_page_order(identity);
+
+  const std::vector<float> lo = rope_table(s.rope, 64, 1.0);
+  const std::vector<float> hi = rope_table(s.rope, (s.capacity + 63) / 64 + 1, 64.0);
+  rope_lo_ = DeviceBuffer<float>(lo.size());
+  rope_hi_ = DeviceBuffer<float>(hi.size());
+  cuda::check(cudaMemcpy(rope_lo_.get(), lo.data(), lo.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  cuda::check(cudaMemcpy(rope_hi_.get(), hi.data(), hi.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+
+  const size_t hd = size_t(s.n_heads) * size_t(s.head_dim);
+  states_ = DeviceBuffer<cuda::StepState>(size_t(s.n_layers));
+  fingerprints_ = DeviceBuffer<float>(hd * size_t(s.n_layers));
+  const size_t k_max = size_t(std::max<int64_t>(1, std::min<int64_t>(cfg.k, s.capacity)));
+  selected_ = DeviceBuffer<int32_t>(k_max * size_t(s.n_layers));
+  selected_votes_ = DeviceBuffer<float>(k_max * size_t(s.n_layers));
+
+  scratch_.capacity = s.capacity;
+  scratch_.score_blocks = std::max(1, 8 * n_sms_ / s.n_kv_heads);
+  scratch_.stats_blocks = std::max(1, 4 * n_sms_ / s.n_heads);
+  scratch_.compact_blocks = 8 * n_sms_;
+  scores_ = DeviceBuffer<float>(size_t(s.n_heads) * size_t(s.capacity));
+  votes_ = DeviceBuffer<float>(size_t(s.capacity));
+  partials_ = DeviceBuffer<float2>(size_t(scratch_.stats_blocks) * size_t(s.n_heads));
+  stats_ = DeviceBuffer<float2>(size_t(s.n_heads));
+  hist_ = DeviceBuffer<uint32_t>(2048);
+  block_counts_ = DeviceBuffer<int2>(size_t(scratch_.compact_blocks));
+  scratch_.scores = scores_.get();
+  scratch_.partials = partials_.get();
+  scratch_.stats = stats_.get();
+  scratch_.votes = votes_.get();
+  scratch_.hist = hist_.get();
+  scratch_.block_counts = block_counts_.get();
+  cuda::check(cudaMemset(hist_.get(), 0, 2048 * 4), "cudaMemset");
+
+  // One wave of the split kernel at most: more splits only lengthen the combine.
+  const int resident = cuda::attend_blocks_per_sm(s.head_dim, s.n_heads / s.n_kv_heads) * n_sms_;
+  max_splits_ = std::max(1, resident / s.n_kv_heads);
+  part_o_ = DeviceBuffer<float>(size_t(max_splits_) * hd);
+  part_ml_ = DeviceBuffer<float2>(size_t(max_splits_) * size_t(s.n_heads));
+  plan_splits(s.capacity);
+  set_config(cfg);
+}
+
+CudaDecodeAttention::~CudaDecodeAttention() {
+  if (stream_) {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+  if (side_) cudaStreamDestroy(side_);
+}
+
+void CudaDecodeAttention::set_config(const cuda::SelectConfig& cfg) {
+  if (int64_t(cfg.k) > int64_t(selected_.size() / size_t(shape_.n_layers)) && cfg.k < shape_.capacity)
+    throw std::runtime_error("CUDA attention: k grew past the buffers made for it");
+  cfg_ = cfg;
+  std::vector<cuda::StepState> fresh(size_t(shape_.n_layers));
+  cuda::check(cudaMemcpyAsync(states_.get(), fresh.data(), fresh.size() * sizeof(cuda::StepState),
+                              cudaMemcpyHostToDevice, stream_),
+              "cudaMemcpyAsync");
+  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
+
+void CudaDecodeAttention::set_page_order(const std::vector<int32_t>& order) {
+  if (int64_t(order.size()) != pages_) throw std::runtime_error("CUDA attention: page order has the wrong size");
+  std::vector<int32_t> seen(order.size(), 0);
+  for (int32_t p : order)
+    if (p < 0 || p >= pages_ || seen[size_t(p)]++) throw std::runtime_error("CUDA attention: page order is not a permutation");
+  cuda::check(cudaMemcpy(page_table_.get(), order.data(), order.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  host_pages_ = order;
+}
+
+cuda::PagedKv CudaDecodeAttention::kv(int layer) const {
+  const size_t layer_elems = size_t(pages_) * (size_t(1) << shape_.page_shift) * size_t(shape_.n_kv_heads) *
+                             size_t(shape_.head_dim);
+  cuda::PagedKv kv;
+  kv.k = k_.get() + layer_elems * size_t(layer);
+  kv.v = v_.get() + layer_elems * size_t(layer);
+  kv.page_table = page_table_.get();
+  kv.page_shift = shape_.page_shift;
+  kv.n_kv_heads = shape_.n_kv_heads;
+  kv.head_dim = shape_.head_dim;
+  return kv;
+}
+
+cuda::LayerSelectBuffers CudaDecodeAttention::layer_buffers(int layer) const {
+  const size_t hd = size_t(shape_.n_heads) * size_t(shape_.head_dim);
+  const size_t k_max = selected_.size() / size_t(shape_.n_layers);
+  return {states_.get() + layer, fingerprints_.get() + hd * size_t(layer), selected_.get() + k_max * size_t(layer),
+          selected_votes_.get() + k_max * size_t(layer)};
+}
+
+void CudaDecodeAttention::upload_kv(int layer, const uint16_t* k, const uint16_t* v, int64_t n_tokens,
+                                    int64_t host_capacity) {
+  if (n_tokens > shape_.capacity || n_tokens > host_capacity) throw std::runtime_error("CUDA attention: upload too large");
+  const cuda::PagedKv d = kv(layer);
+  const int64_t page = int64_t(1) << shape_.page_shift, D = shape_.head_dim;
+  for (int32_t g = 0; g < shape_.n_kv_heads; ++g)
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += page) {
+      const int64_t n = std::min(page, n_tokens - t0);
+      const int64_t phys = host_pages_[size_t(t0 / page)];
+      const size_t dst = size_t(((phys * shape_.n_kv_heads + g) * page) * D);
+      const size_t src = size_t((g * host_capacity + t0) * D);
+      cuda::check(cudaMemcpyAsync(d.k + dst, k + src, size_t(n * D) * 2, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
+      cuda::check(cudaMemcpyAsync(d.v + dst, v + src, size_t(n * D) * 2, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
+    }
+  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
+
+void CudaDecodeAttention::fill_random_kv(uint32_t seed, float scale) {
+  cuda::launch_fill_random_half(k_.get(), int64_t(k_.size()), seed, scale, stream_);
+  cuda::launch_fill_random_half(v_.get(), int64_t(v_.size()), seed + 1, scale, stream_);
+  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
+
+void CudaDecodeAttention::set_tokens(int32_t T) {
+  if (T < 1 || T > shape_.capacity) throw std::runtime_error("CUDA attention: T out of range");
+  cuda::launch_set_tokens(states_.get(), shape_.n_layers, T, stream_);
+}
+
+void CudaDecodeAttention::advance_tokens(int32_t delta) { cuda::launch_advance_tokens(states_.get(), shape_.n_layers, delta, stream_); }
+
+void CudaDecodeAttention::plan_splits(int64_t max_keys) {
+  splits_ = int(std::clamp<int64_t>((max_keys + 63) / 64, 1, max_splits_));
+}
+
+void CudaDecodeAttention::append(int layer, const float* k_dev, const float* v_dev) {
+  cuda::launch_kv_append(kv(layer), states_.get() + layer, k_dev, v_dev, stream_);
+}
+
+void CudaDecodeAttention::attend(int layer, const float* q_dev, float* out_dev) {
+  plan_and_select(layer, q_dev);
+  attend_planned(layer, q_dev, out_dev);
+}
+
+void CudaDecodeAttention::plan_and_select(int layer, const float* q_dev) {
+  const cuda::LayerSelectBuffers lb = layer_buffers(layer);
+  const cuda::PagedKv kvl = kv(layer);
+  const float scale = 1.f / std::sqrt(float(shape_.head_dim));
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  cuda::check(cudaStreamIsCapturing(stream_, &capture), "cudaStreamIsCapturing");
+  if (cfg_.full) {
+    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, nullptr, stream_);
+  } else if (capture != cudaStreamCaptureStatusActive) {
+    // Eagerly the selection kernels are launched every step and return at once unless the
+    // plan (read from device memory) is to select.
+    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, nullptr, stream_);
+    cuda::launch_select(kvl, lb, q_dev, shape_.n_heads, scale, scratch_, stream_);
+  } else {
+    // In a graph they form the body of a conditional node that the plan kernel switches on,
+    // so a step that reuses its selection costs no selection launches at all.
+    cudaGraph_t graph;
+    cuda::check(cudaStreamGetCaptureInfo(stream_, &capture, nullptr, &graph), "cudaStreamGetCaptureInfo");
+    cudaGraphConditionalHandle select_if;
+    cuda::check(cudaGraphConditionalHandleCreate(&select_if, graph, 0, 0), "cudaGraphConditionalHandleCreate");
+    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, &select_if, stream_);
+    const cudaGraphNode_t* deps = nullptr;
+    size_t n_deps = 0;
+    cuda::check(cudaStreamGetCaptureInfo(stream_, &capture, nullptr, &graph, &deps, nullptr, &n_deps),
+                "cudaStreamGetCaptureInfo");
+    cudaGraphNodeParams p{};
+    p.type = cudaGraphNodeTypeConditional;
+    p.conditional.handle = select_if;
+    p.conditional.type = cudaGraphCondTypeIf;
+    p.conditional.size = 1;
+    cudaGraphNode_t node;
+    cuda::check(cudaGraphAddNode(&node, graph, deps, nullptr, n_deps, &p), "cudaGraphAddNode");
+    cuda::check(cudaStreamUpdateCaptureDependencies(stream_, &node, nullptr, 1, cudaStreamSetCaptureDependencies),
+                "cudaStreamUpdateCaptureDependencies");
+    cudaGraph_t body = p.conditional.phGraph_out[0];
+    cuda::check(cudaStreamBeginCaptureToGraph(side_, body, nullptr, nullptr, 0, cudaStreamCaptureModeThreadLocal),
+                "cudaStreamBeginCaptureToGraph");
+    cuda::launch_select(kvl, lb, q_dev, shape_.n_heads, scale, scratch_, side_);
+    cuda::check(cudaStreamEndCapture(side_, &body), "cudaStreamEndCapture");
+  }
+}
+
+void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* out_dev) {
+  const cuda::LayerSelectBuffers lb = layer_buffers(layer);
+  const cuda::PagedKv kvl = kv(layer);
+  const float scale = 1.f / std::sqrt(float(shape_.head_dim));
+  cuda::AttendArgs a;
+  a.kv = kvl;
+  a.state = lb.state;
+  a.selected = lb.selected;
+  a.q = q_dev;
+  a.n_heads = shape_.n_heads;
+  a.scale = scale;
+  a.rope = {rope_lo_.get(), rope_hi_.get(), shape_.rope.style == RopeStyle::neox ? 1 : 0};
+  a.remap = cfg_.full ? 0 : cfg_.remap;
+  a.splits = splits_;
+  a.part_o = part_o_.get();
+  a.part_ml = part_ml_.get();
+  a.out = out_dev;
+  cuda::launch_attend(a, stream_);
+}
+
+void CudaDecodeAttention::score_only(int layer, const float* q_dev) {
+  cuda::launch_scores_only(kv(layer), layer_buffers(layer), q_dev, shape_.n_heads,
+                           1.f / std::sqrt(float(shape_.head_dim)), scratch_, stream_);
+}
+
+CudaDecodeAttention::Stats CudaDecodeAttention::stats() const {
+  std::vector<cuda::StepState> st(size_t(shape_.n_layers));
+  cuda::check(cudaMemcpyAsync(st.data(), states_.get(), st.size() * sizeof(cuda::StepState), cudaMemcpyDeviceToHost,
+                              stream_),
+              "cudaMemcpyAsync");
+  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  Stats s;
+  for (const cuda::StepState& x : st) {
+    s.hits += x.hits;
+    s.misses += x.misses;
+  }
+  return s;
+}
+
+CudaDecodeAttention::Selection CudaDecodeAttention::selection(int layer) const {
+  const cuda::LayerSelectBuffers lb = layer_buffers(layer);
+  cuda::StepState st;
+  cuda::check(cudaMemcpyAsync(&st, lb.state, sizeof st, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync");
+  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  Selection sel;
+  sel.plan = st.plan;
+  if (st.plan == cuda::kPlanDense) return sel;
+  sel.positions.resize(size_t(st.n_sel));
+  sel.votes.resize(size_t(st.n_sel));
+  cuda::check(cudaMemcpy(sel.positions.data(), lb.selected, size_t(st.n_sel) * 4, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  cuda::check(cudaMemcpy(sel.votes.data(), lb.selected_votes, size_t(st.n_sel) * 4, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  return sel;
+}
+
+}  // namespace ts

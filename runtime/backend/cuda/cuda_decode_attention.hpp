@@ -1,0 +1,104 @@
+// The decode-step attention of every layer on the GPU: a paged fp16 KV cache in device memory
+// (keys before RoPE) and, per layer and step, TokenSelect's plan, selection and sparse attention
+// — or dense attention for the `full` baseline — with no host round trip, so a step can be
+// captured in a CUDA graph and replayed. The CPU backend is its reference (tests/cuda/).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/cuda/device_buffer.hpp"
+#include "cuda/decode_types.hpp"
+
+namespace ts {
+
+struct CudaDecodeShape {
+  int32_t n_layers = 0;
+  int32_t n_heads = 0;
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;   // 64 or 128
+  int64_t capacity = 0;   // tokens per layer
+  int32_t page_shift = 6; // pages of 64 tokens
+  RopeParams rope;
+};
+
+// True when a CUDA device is usable; otherwise `why` says what is missing.
+bool cuda_device_available(std::string* why = nullptr);
+
+class CudaDecodeAttention {
+ public:
+  CudaDecodeAttention(const CudaDecodeShape& shape, const cuda::SelectConfig& cfg);
+  ~CudaDecodeAttention();
+  CudaDecodeAttention(const CudaDecodeAttention&) = delete;
+  CudaDecodeAttention& operator=(const CudaDecodeAttention&) = delete;
+
+  const CudaDecodeShape& shape() const { return shape_; }
+  cudaStream_t stream() const { return stream_; }
+  // Clears the selection caches and counters.
+  void set_config(const cuda::SelectConfig& cfg);
+
+  // Maps logical page p of every layer to physical page order[p] (a permutation).
+  void set_page_order(const std::vector<int32_t>& order);
+  // Copies n_tokens tokens of a head-major host cache ([kv_head][host_capacity][head_dim] fp16)
+  // into the layer's pages.
+  void upload_kv(int layer, const uint16_t* k, const uint16_t* v, int64_t n_tokens, int64_t host_capacity);
+  // Fills every layer's K and V with reproducible random values (speed work).
+  void fill_random_kv(uint32_t seed, float scale);
+
+  // Sets the number of cached tokens T of every layer, or adds delta (a decode step); async.
+  void set_tokens(int32_t T);
+  void advance_tokens(int32_t delta);
+  // Splits of the attention per KV head, chosen for at most max_keys attended keys.
+  void plan_splits(int64_t max_keys);
+  int splits() const { return splits_; }
+
+  // One layer of a decode step: q and out are device arrays of n_heads x head_dim (q before
+  // RoPE); the step's K/V are already cached (append() or upload). Async, capturable.
+  void append(int layer, const float* k_dev, const float* v_dev);
+  void attend(int layer, const float* q_dev, float* out_dev);
+  // attend() in its two halves: the plan (and, when it says so, the selection), then the
+  // attention over the planned set.
+  void plan_and_select(int layer, const float* q_dev);
+  void attend_planned(int layer, const float* q_dev, float* out_dev);
+  // The scoring kernel alone over the layer's current candidates (benchmark only).
+  void score_only(int layer, const float* q_dev);
+
+  struct Stats {
+    int64_t hits = 0, misses = 0;
+  };
+  Stats stats() const;  // synchronises
+  struct Selection {
+    int32_t plan = 0;  // cuda::StepPlan of the last step
+    std::vector<int32_t> positions;
+    std::vector<float> votes;
+  };
+  Selection selection(int layer) const;  // synchronises
+
+ private:
+  cuda::PagedKv kv(int layer) const;
+  cuda::LayerSelectBuffers layer_buffers(int layer) const;
+
+  CudaDecodeShape shape_;
+  cuda::SelectConfig cfg_;
+  cudaStream_t stream_ = nullptr;
+  cudaStream_t side_ = nullptr;  // captures the conditional selection body
+  int n_sms_ = 0;
+  int64_t pages_ = 0;
+  std::vector<int32_t> host_pages_;  // physical page of each logical page
+  int splits_ = 1, max_splits_ = 1;
+  DeviceBuffer<uint16_t> k_, v_;  // n_layers x pages x n_kv_heads x page x head_dim
+  DeviceBuffer<int32_t> page_table_;
+  DeviceBuffer<float> rope_lo_, rope_hi_;
+  DeviceBuffer<cuda::StepState> states_;
+  DeviceBuffer<float> fingerprints_, selected_votes_;
+  DeviceBuffer<int32_t> selected_;
+  DeviceBuffer<float> scores_, votes_, part_o_;
+  DeviceBuffer<float2> partials_, stats_, part_ml_;
+  DeviceBuffer<uint32_t> hist_;
+  DeviceBuffer<int2> block_counts_;
+  cuda::SelectScratch scratch_;
+};
+
+}  // namespace ts

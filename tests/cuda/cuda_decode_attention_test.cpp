@@ -1,0 +1,320 @@
+// The CUDA decode-step attention against the CPU backend and the CPU TokenSelect policy (the
+// reference, DESIGN.md): dense attention, TokenSelect's selected sets (equal up to near-ties
+// of the vote) and outputs, RoPE in both pairings and position modes, a shuffled page table,
+// the selection cache, ties, a large candidate set, and CUDA graph replay. Skips without a GPU.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/cuda/cuda_decode_attention.hpp"
+#include "cpu/vec_ops.hpp"
+#include "select/token_select.hpp"
+
+namespace ts {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                             \
+  do {                                                                 \
+    std::string why;                                                   \
+    if (!cuda_device_available(&why)) GTEST_SKIP() << "no CUDA device: " << why; \
+  } while (0)
+
+struct Shape {
+  int H, Hkv, D;
+  RopeStyle style;
+};
+
+// A head-major fp16 cache [kv_head][cap][D] of random keys and values, and random queries.
+struct HostKv {
+  int64_t cap;
+  Shape s;
+  std::vector<uint16_t> k, v;
+  HostKv(Shape sh, int64_t capacity, uint32_t seed, float key_scale) : cap(capacity), s(sh) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> f(size_t(sh.Hkv * cap * sh.D));
+    for (float& x : f) x = nd(rng) * key_scale;
+    k.resize(f.size());
+    kernels::vec_ops().f32_to_fp16(f.data(), k.data(), int64_t(f.size()));
+    for (float& x : f) x = nd(rng);
+    v.resize(f.size());
+    kernels::vec_ops().f32_to_fp16(f.data(), v.data(), int64_t(f.size()));
+  }
+  KvLayerView view() { return {k.data(), v.data(), cap, s.Hkv, s.D}; }
+};
+
+std::vector<float> random_q(const Shape& s, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, scale);
+  std::vector<float> q(size_t(s.H * s.D));
+  for (float& x : q) x = nd(rng);
+  return q;
+}
+
+RopeParams rope_of(const Shape& s) { return {s.style, s.D, 10000.f, nullptr}; }
+
+// ||a - b|| / ||b||
+double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    num += double(a[i] - b[i]) * (a[i] - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+// The GPU side of one test: one layer, a shuffled page table, the host cache uploaded.
+struct Gpu {
+  CudaDecodeAttention att;
+  float* q = nullptr;
+  float* out = nullptr;
+  Gpu(HostKv& kv, const cuda::SelectConfig& cfg, int64_t capacity)
+      : att(CudaDecodeShape{1, kv.s.H, kv.s.Hkv, kv.s.D, capacity, 6, rope_of(kv.s)}, cfg) {
+    const int64_t pages = (capacity + 63) / 64;
+    std::vector<int32_t> order(static_cast<size_t>(pages));
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), std::mt19937(7));
+    att.set_page_order(order);
+    att.upload_kv(0, kv.k.data(), kv.v.data(), std::min(kv.cap, capacity), kv.cap);
+    cuda::check(cudaMalloc(&q, size_t(kv.s.H * kv.s.D) * 4), "cudaMalloc");
+    cuda::check(cudaMalloc(&out, size_t(kv.s.H * kv.s.D) * 4), "cudaMalloc");
+  }
+  ~Gpu() {
+    cudaFree(q);
+    cudaFree(out);
+  }
+  // T tokens cached; the attention split for at most max_keys attended keys.
+  void start(int64_t T, int64_t max_keys) {
+    att.set_tokens(int32_t(T));
+    att.plan_splits(max_keys);
+  }
+  std::vector<float> attend(const std::vector<float>& qh) {
+    cuda::check(cudaMemcpyAsync(q, qh.data(), qh.size() * 4, cudaMemcpyHostToDevice, att.stream()), "cudaMemcpyAsync");
+    const size_t n = qh.size();
+    std::vector<float> poison(n, NAN);
+    cuda::check(cudaMemcpyAsync(out, poison.data(), n * 4, cudaMemcpyHostToDevice, att.stream()), "cudaMemcpyAsync");
+    att.attend(0, q, out);
+    std::vector<float> o(n);
+    cuda::check(cudaMemcpyAsync(o.data(), out, n * 4, cudaMemcpyDeviceToHost, att.stream()), "cudaMemcpyAsync");
+    cuda::check(cudaStreamSynchronize(att.stream()), "cudaStreamSynchronize");
+    return o;
+  }
+};
+
+// The CPU reference of one decode step at T tokens (the query is token T - 1).
+struct Cpu {
+  std::unique_ptr<Backend> be = make_cpu_backend(0);
+  TokenSelectPolicy policy;
+  Shape s;
+  Cpu(const Shape& sh, const SelectOptions& o) : policy(*be, 1, sh.H, sh.D, o), s(sh) { policy.set_recording(true); }
+  std::vector<float> attend(HostKv& kv, const std::vector<float>& q, int64_t T) {
+    policy.begin_step(T - 1, 1);
+    const AttentionSet set = policy.plan(0, q.data(), 1, s.H, kv.view(), T - 1);
+    std::vector<float> out(q.size());
+    AttentionArgs a;
+    a.q = q.data();
+    a.m = 1;
+    a.n_heads = s.H;
+    a.kv = kv.view();
+    a.q_first = T - 1;
+    a.keys = set.keys;
+    a.n_keys = set.n_keys;
+    a.key_pos = set.key_pos;
+    a.q_pos = set.q_pos;
+    a.rope = rope_of(s);
+    a.scale = 1.f / std::sqrt(float(s.D));
+    a.out = out.data();
+    be->attention(a);
+    return out;
+  }
+};
+
+// The sets agree except for candidates whose CPU votes tie (within rel_tol) with the k-th.
+void expect_same_selection_up_to_ties(const LayerSelection& cpu, const CudaDecodeAttention::Selection& gpu,
+                                      double rel_tol) {
+  ASSERT_EQ(cpu.positions.size(), gpu.positions.size());
+  ASSERT_TRUE(std::is_sorted(gpu.positions.begin(), gpu.positions.end()));
+  const float kth = *std::min_element(cpu.votes.begin(), cpu.votes.end());
+  std::set<int32_t> a(cpu.positions.begin(), cpu.positions.end()), b(gpu.positions.begin(), gpu.positions.end());
+  ASSERT_EQ(b.size(), gpu.positions.size()) << "GPU selection has duplicates";
+  size_t differ = 0;
+  for (size_t i = 0; i < cpu.positions.size(); ++i) {
+    if (!b.count(cpu.positions[i])) {
+      ++differ;
+      EXPECT_LE(std::abs(cpu.votes[i] - kth), rel_tol * kth) << "CPU selected " << cpu.positions[i] << " (vote "
+                                                              << cpu.votes[i] << ", k-th " << kth << "), GPU did not";
+    }
+  }
+  for (size_t i = 0; i < gpu.positions.size(); ++i) {
+    if (!a.count(gpu.positions[i])) {
+      EXPECT_LE(std::abs(gpu.votes[i] - kth), rel_tol * kth) << "GPU selected " << gpu.positions[i] << " (vote "
+                                                              << gpu.votes[i] << ", k-th " << kth << "), CPU did not";
+    }
+  }
+  EXPECT_LE(differ, cpu.positions.size() / 100 + 2) << "too many near-ties swapped";
+}
+
+const Shape kSmol{9, 3, 64, RopeStyle::adjacent};
+const Shape kLlama8B{32, 8, 128, RopeStyle::adjacent};
+const Shape kQwenLike{28, 4, 128, RopeStyle::neox};
+const Shape kMha{4, 4, 64, RopeStyle::neox};
+
+TEST(CudaDecodeAttention, DenseMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (const Shape& s : {kSmol, kLlama8B, kQwenLike, kMha})
+    for (int64_t T : {1, 77, 3000, 20000}) {
+      HostKv kv(s, T, uint32_t(T), 1.f);
+      const std::vector<float> q = random_q(s, uint32_t(T) + 1, 1.f);
+      SelectOptions o;
+      o.mode = AttentionMode::full;
+      Cpu cpu(s, o);
+      const std::vector<float> ref = cpu.attend(kv, q, T);
+      cuda::SelectConfig cfg;
+      cfg.full = 1;
+      Gpu gpu(kv, cfg, T);
+      gpu.start(T, T);
+      const double err = rel_error(gpu.attend(q), ref);
+      EXPECT_LT(err, 3e-3) << "H " << s.H << " Hkv " << s.Hkv << " D " << s.D << " T " << T;
+    }
+}
+
+void tokenselect_case(const Shape& s, int64_t T, PositionMode pm, uint32_t seed) {
+  HostKv kv(s, T, seed, 1.5f);
+  const std::vector<float> q = random_q(s, seed + 1, 1.5f);
+  SelectOptions o;
+  o.n_init = 16;
+  o.n_local = 64;
+  o.k = 256;
+  o.cache = false;
+  o.positions = pm;
+  Cpu cpu(s, o);
+  const std::vector<float> ref = cpu.attend(kv, q, T);
+  cuda::SelectConfig cfg{16, 64, 256, 0.9f, 0, pm == PositionMode::remap ? 1 : 0, 0};
+  Gpu gpu(kv, cfg, T);
+  gpu.start(T, 16 + 256 + 64);
+  const std::vector<float> out = gpu.attend(q);
+  const CudaDecodeAttention::Selection sel = gpu.att.selection(0);
+  const std::string what = "H " + std::to_string(s.H) + " D " + std::to_string(s.D) + " T " + std::to_string(T);
+  if (T <= o.budget()) {
+    EXPECT_EQ(sel.plan, cuda::kPlanDense) << what;
+  } else {
+    EXPECT_EQ(sel.plan, cuda::kPlanSelect) << what;
+    expect_same_selection_up_to_ties(cpu.policy.last_selection()[0], sel, 1e-4);
+  }
+  EXPECT_LT(rel_error(out, ref), 5e-3) << what;
+}
+
+TEST(CudaDecodeAttention, TokenSelectMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (const Shape& s : {kSmol, kLlama8B, kQwenLike})
+    for (int64_t T : {200, 5000, 40000})
+      for (PositionMode pm : {PositionMode::remap, PositionMode::true_pos}) tokenselect_case(s, T, pm, uint32_t(T));
+}
+
+TEST(CudaDecodeAttention, LargeCandidateSetMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const Shape s = kSmol;
+  const int64_t T = 300000;
+  HostKv kv(s, T, 11, 1.5f);
+  const std::vector<float> q = random_q(s, 12, 1.5f);
+  SelectOptions o;  // the paper's configuration: n_init 128, n_local 512, k 2048
+  o.cache = false;
+  Cpu cpu(s, o);
+  const std::vector<float> ref = cpu.attend(kv, q, T);
+  cuda::SelectConfig cfg;
+  cfg.cache = 0;
+  Gpu gpu(kv, cfg, T);
+  gpu.start(T, o.budget());
+  const std::vector<float> out = gpu.attend(q);
+  expect_same_selection_up_to_ties(cpu.policy.last_selection()[0], gpu.att.selection(0), 1e-4);
+  EXPECT_LT(rel_error(out, ref), 5e-3);
+}
+
+TEST(CudaDecodeAttention, TiedVotesTakeTheLowestPositions) {
+  SKIP_WITHOUT_GPU();
+  const Shape s = kSmol;
+  const int64_t T = 4000;
+  HostKv kv(s, T, 3, 1.f);
+  for (int g = 0; g < s.Hkv; ++g)  // every key of a head the same: every vote ties
+    for (int64_t t = 1; t < T; ++t)
+      std::copy_n(kv.k.data() + g * T * s.D, s.D, kv.k.data() + (g * T + t) * s.D);
+  const std::vector<float> q = random_q(s, 4, 1.f);
+  cuda::SelectConfig cfg{16, 64, 256, 0.9f, 0, 1, 0};
+  Gpu gpu(kv, cfg, T);
+  gpu.start(T, 336);
+  gpu.attend(q);
+  const CudaDecodeAttention::Selection sel = gpu.att.selection(0);
+  std::vector<int32_t> first(256);
+  std::iota(first.begin(), first.end(), 16);
+  EXPECT_EQ(sel.positions, first);
+}
+
+// Decode steps with the selection cache on, replayed from one CUDA graph that advances T on
+// the device: hits and misses and outputs as the CPU policy's on the same steps.
+TEST(CudaDecodeAttention, SelectionCacheAndGraphReplayMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  const Shape s = kSmol;
+  const int64_t T0 = 6000, steps = 6;
+  HostKv kv(s, T0 + steps, 5, 1.5f);
+  SelectOptions o;
+  o.n_init = 16;
+  o.n_local = 64;
+  o.k = 256;
+  Cpu cpu(s, o);
+  cuda::SelectConfig cfg{16, 64, 256, 0.9f, 1, 1, 0};
+  Gpu gpu(kv, cfg, T0 + steps);
+  gpu.att.plan_splits(16 + 256 + 64 + steps);
+  gpu.att.set_tokens(int32_t(T0 - 1));
+
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  cudaStream_t st = gpu.att.stream();
+  ASSERT_EQ(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  gpu.att.advance_tokens(1);
+  gpu.att.attend(0, gpu.q, gpu.out);
+  ASSERT_EQ(cudaStreamEndCapture(st, &graph), cudaSuccess);
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+
+  const std::vector<float> base = random_q(s, 6, 1.5f), other = random_q(s, 7, 1.5f);
+  for (int64_t i = 0; i < steps; ++i) {
+    // Steps 0-2 move the query a little (hits after the first), step 3 jumps (a miss).
+    std::vector<float> q = i < 3 ? base : other;
+    std::mt19937 rng(uint32_t(100 + i));
+    std::normal_distribution<float> nd(0.f, 0.05f);
+    for (float& x : q) x += nd(rng);
+    const std::vector<float> ref = cpu.attend(kv, q, T0 + i);
+    cuda::check(cudaMemcpyAsync(gpu.q, q.data(), q.size() * 4, cudaMemcpyHostToDevice, st), "cudaMemcpyAsync");
+    ASSERT_EQ(cudaGraphLaunch(exec, st), cudaSuccess);
+    std::vector<float> out(q.size());
+    cuda::check(cudaMemcpyAsync(out.data(), gpu.out, out.size() * 4, cudaMemcpyDeviceToHost, st), "cudaMemcpyAsync");
+    cuda::check(cudaStreamSynchronize(st), "cudaStreamSynchronize");
+    EXPECT_LT(rel_error(out, ref), 5e-3) << "step " << i;
+    const CudaDecodeAttention::Stats gs = gpu.att.stats();
+    EXPECT_EQ(gs.hits, cpu.policy.stats().cache_hits) << "step " << i;
+    EXPECT_EQ(gs.misses, cpu.policy.stats().cache_misses) << "step " << i;
+  }
+  EXPECT_GT(cpu.policy.stats().cache_hits, 0);
+  EXPECT_GE(cpu.policy.stats().cache_misses, 2);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+}
+
+TEST(CudaDecodeAttention, RejectsUnsupportedShapes) {
+  SKIP_WITHOUT_GPU();
+  cuda::SelectConfig cfg;
+  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 9, 3, 96, 1024, 6, {}}, cfg), std::runtime_error);
+  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 32, 2, 64, 1024, 6, {}}, cfg), std::runtime_error);
+  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 9, 3, 64, 0, 6, {}}, cfg), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace ts
