@@ -1,9 +1,9 @@
 // Split ("flash-decoding") attention of one decode query over the step's attended set, read
 // straight from the paged cache: blockIdx.y is a KV head, whose K/V rows are read once for all
-// its query heads (GQA); blockIdx.x is a split, a contiguous slice of the attended set. L =
-// head_dim / 8 lanes hold one key (16 bytes each); keys are rotated with RoPE at their
-// (remapped or true) positions on the fly, since the cache holds them before RoPE. Each split
-// writes (max, sum) and an unnormalised output per head; a combine kernel merges the splits.
+// its query heads (GQA); blockIdx.x is a split, a contiguous slice of the attended set. Keys
+// are rotated with RoPE at their (remapped or true) positions on the fly, since the cache holds
+// them before RoPE; both products run on the tensor cores. Each split writes (max, sum) and an
+// unnormalised output per head; a combine kernel merges the splits.
 #include <stdexcept>
 #include <string>
 
@@ -31,132 +31,182 @@ __device__ KeySet key_set(const StepState& st) {
   return {st.c0, st.n_sel, max(st.sel_local_start, st.c0), st.T};
 }
 
-// Four resident blocks per multiprocessor (a register cap of 128) up to 4 query heads per KV
-// head; latency, not arithmetic, bounds this loop, so resident warps matter most.
+// Half-precision words of 16-byte loads, as a flat array.
+union Chunk {
+  uint4 v;
+  uint32_t w[4];
+};
+
+// One warp's tile of 8 attended keys as lane (r, c) needs it: key r (chunks c, c+4, ..., before
+// RoPE) with its RoPE position, and V of keys 2c, 2c+1 at dims [r*D/8, (r+1)*D/8). Keys past j1
+// read as zeros.
+template <int D>
+struct Tile {
+  uint4 k[D / 32];
+  int pos;
+  Chunk v[2][D / 64];
+};
+
+// Contiguous: the set is [0, T) (dense), so entry j is token j at position j.
+template <int D, bool Contiguous>
+__device__ __forceinline__ int token_at(const AttendArgs& a, const KeySet& set, int j, int j1) {
+  return j >= j1 ? 0 : Contiguous ? j : set.at(a.selected, j);
+}
+
+template <int D, bool Contiguous>
+__device__ __forceinline__ void load_tile(const AttendArgs& a, const KeySet& set, int base, int j1, int g, int r, int c,
+                                          Tile<D>& b) {
+  const int j = base + r;
+  const int t = token_at<D, Contiguous>(a, set, j, j1);
+  b.pos = j < j1 ? (a.remap || Contiguous ? j : t) : 0;
+  const uint16_t* kp = a.kv.k + kv_offset(a.kv, g, t);
+#pragma unroll
+  for (int i = 0; i < D / 32; ++i)
+    b.k[i] = j < j1 ? __ldg(reinterpret_cast<const uint4*>(kp + (c + 4 * i) * 8)) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    const int jv = base + 2 * c + x;
+    const uint16_t* vp = a.kv.v + kv_offset(a.kv, g, token_at<D, Contiguous>(a, set, jv, j1)) + r * (D / 8);
+#pragma unroll
+    for (int w = 0; w < D / 64; ++w)
+      b.v[x][w].v = jv < j1 ? __ldg(reinterpret_cast<const uint4*>(vp) + w) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// C += A.B, mma.sync m16n8k8: a0 = A[r][2c..2c+1], a1 = A[r+8][2c..], b0 = B[2c..2c+1][r].
+__device__ __forceinline__ void mma1688(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(b0));
+}
+
+// The split's keys [j0, j1), taken by the block's warps in turns of 8: S, the online softmax
+// and O^T (see attend_split_kernel), accumulated into m, l and o.
+template <int D, int G, bool Contiguous>
+__device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& set, int j0, int j1, int g,
+                                            const uint32_t (&qa)[D / 32][2][2], float& m, float& l,
+                                            float (&o)[D / 16][4]) {
+  constexpr int CH = D / 32, NW = kAttendThreads / 32, VW = D / 16;
+  const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4, warp = threadIdx.x >> 5;
+  for (int base = j0 + warp * 8; base < j1; base += NW * 8) {
+    Tile<D> cur;
+    load_tile<D, Contiguous>(a, set, base, j1, g, r, c, cur);
+    // Key r, rotated and rounded to fp16 (as the CPU's attention does), then S.
+    float kf[CH][8];
+#pragma unroll
+    for (int i = 0; i < CH; ++i) unpack8(cur.k[i], kf[i]);
+    rope_chunks<D>(kf, a.rope, cur.pos, c);
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < CH; ++i) {
+      mma16816(acc, qa[i][0][0], 0u, qa[i][0][1], 0u, pack_half2(kf[i][0], kf[i][1]), pack_half2(kf[i][2], kf[i][3]));
+      mma16816(acc, qa[i][1][0], 0u, qa[i][1][1], 0u, pack_half2(kf[i][4], kf[i][5]), pack_half2(kf[i][6], kf[i][7]));
+    }
+    const float s0 = base + 2 * c < j1 ? acc[0] : -INFINITY, s1 = base + 2 * c + 1 < j1 ? acc[1] : -INFINITY;
+    // Online softmax of row r over the tile (lanes 4r..4r+3 hold 2 keys each).
+    float bm = fmaxf(s0, s1);
+    bm = fmaxf(bm, __shfl_xor_sync(0xffffffffu, bm, 1));
+    bm = fmaxf(bm, __shfl_xor_sync(0xffffffffu, bm, 2));
+    const float m_new = fmaxf(m, bm);
+    const float corr = m == -INFINITY ? 0.f : __expf(m - m_new);
+    // The fp16 probabilities feed the product; the sum uses the same rounded values.
+    const uint32_t pb = pack_half2(s0 == -INFINITY ? 0.f : __expf(s0 - m_new), s1 == -INFINITY ? 0.f : __expf(s1 - m_new));
+    const float2 pr = __half22float2(*reinterpret_cast<const __half2*>(&pb));
+    l = l * corr + pr.x + pr.y;
+    m = m_new;
+    // O^T columns are heads 2c and 2c+1: their corrections live in lanes 8c and 8c + 4.
+    const float corr0 = __shfl_sync(0xffffffffu, corr, 8 * c), corr1 = __shfl_sync(0xffffffffu, corr, 8 * c + 4);
+#pragma unroll
+    for (int s = 0; s < VW; ++s) {
+      const uint32_t w0 = cur.v[0][s / 4].w[s % 4], w1 = cur.v[1][s / 4].w[s % 4];
+      o[s][0] *= corr0;
+      o[s][1] *= corr1;
+      o[s][2] *= corr0;
+      o[s][3] *= corr1;
+      mma1688(o[s], __byte_perm(w0, w1, 0x5410), __byte_perm(w0, w1, 0x7632), pb);
+    }
+  }
+}
+
+// The split kernel on the tensor cores. Per warp and tile of 8 attended keys: S = Q . K^T as in
+// scoring (query_fragments; the query rounded to fp16 like the CPU's, so no low part), with key
+// r rotated in registers at its position; the online softmax per head (row r of S, shared by
+// lanes 4r..4r+3); then O^T += V^T . P^T (m16n8k8), whose B fragment is the lane's own pair of
+// probabilities (row r of S is column r of P^T) and whose A fragments are V read in 16-byte
+// pieces: lane (r, c) reads keys 2c, 2c+1 at dims [r*D/8, (r+1)*D/8), so row r of slab s of
+// V^T is dim r*D/8 + 2s and row r+8 is dim r*D/8 + 2s + 1.
 template <int D, int G>
-__global__ void __launch_bounds__(kAttendThreads, G <= 4 ? 4 : 2) attend_split_kernel(AttendArgs a) {
-  constexpr int L = D / 8, KPW = 32 / L, NW = kAttendThreads / 32;
-  constexpr int kUnroll = 2;  // keys per lane group in flight (4, with 3 blocks per SM, measured slower)
+// Resident blocks: 4 for d 64 (112 registers); 3 for d 128, where a cap of 128 registers spilled
+// and ran 15% slower (measured).
+__global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split_kernel(AttendArgs a) {
+  constexpr int CH = D / 32, NW = kAttendThreads / 32, VW = D / 16;  // V slabs of 16 dims
   const StepState& st = *a.state;
   const KeySet set = key_set(st);
   const int n_keys = set.size();
-  constexpr int group = G;
   const int g = blockIdx.y;
-  const int lane = threadIdx.x & 31, sub = lane / L, li = lane % L, warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4, warp = threadIdx.x >> 5;
   const int chunk = (n_keys + gridDim.x - 1) / gridDim.x;
   const int j0 = min(n_keys, int(blockIdx.x) * chunk), j1 = min(n_keys, j0 + chunk);
 
-  // The group's queries, rotated at the query's position: the last rank, or T - 1.
-  const int q_pos = a.remap ? n_keys - 1 : set.T - 1;
-  float q[G][8];
+  // Query row r (head g*G + r), rotated at the query's position (the last rank, or T - 1).
+  uint32_t qa[CH][2][2];
+  {
+    float qf[CH][8];
 #pragma unroll
-  for (int hh = 0; hh < G; ++hh) {
+    for (int i = 0; i < CH; ++i)
 #pragma unroll
-    for (int e = 0; e < 8; ++e) q[hh][e] = a.q[(g * G + hh) * D + li * 8 + e] * a.scale;
-    rope8<D>(q[hh], a.rope, q_pos, li);
+      for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + (c + 4 * i) * 8 + e] * a.scale : 0.f;
+    rope_chunks<D>(qf, a.rope, a.remap ? n_keys - 1 : set.T - 1, c);
+#pragma unroll
+    for (int i = 0; i < CH; ++i)
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int p = 0; p < 2; ++p) qa[i][u][p] = pack_half2(qf[i][4 * u + 2 * p], qf[i][4 * u + 2 * p + 1]);
   }
 
-  float m[G], l[G], acc[G][8];
+  float m = -INFINITY, l = 0.f;  // row r's running max and this lane's part of its sum
+  float o[VW][4];                // O^T slab s: (dim r*D/8+2s | +1) x (heads 2c, 2c+1)
 #pragma unroll
-  for (int hh = 0; hh < G; ++hh) {
-    m[hh] = -INFINITY;
-    l[hh] = 0.f;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) acc[hh][e] = 0.f;
-  }
+  for (int s = 0; s < VW; ++s) o[s][0] = o[s][1] = o[s][2] = o[s][3] = 0.f;
 
-  for (int base = j0 + warp * KPW * kUnroll; base < j1; base += NW * KPW * kUnroll) {
-    float k[kUnroll][8], v[kUnroll][8];
-    int pos[kUnroll];
-    bool ok[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int j = base + u * KPW + sub;
-      ok[u] = j < j1;
-      const int t = ok[u] ? set.at(a.selected, j) : 0;
-      pos[u] = ok[u] ? (a.remap ? j : t) : 0;
-      if (ok[u]) {
-        const int64_t off = kv_offset(a.kv, g, t) + li * 8;
-        load8(a.kv.k + off, k[u]);
-        load8(a.kv.v + off, v[u]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) k[u][e] = v[u][e] = 0.f;
-      }
-    }
-    // Scores of the kUnroll keys for every head, then one softmax rescale per head for all.
-    float sc[kUnroll][G];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      rope8<D>(k[u], a.rope, pos[u], li);
-#pragma unroll
-      for (int hh = 0; hh < G; ++hh) {
-        float s = 0.f;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) s = fmaf(q[hh][e], k[u][e], s);
-        s = group_sum<L>(s);  // every lane shuffles, valid key or not
-        sc[u][hh] = ok[u] ? s : -INFINITY;
-      }
-    }
-#pragma unroll
-    for (int hh = 0; hh < G; ++hh) {
-      float mx = m[hh];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) mx = fmaxf(mx, sc[u][hh]);
-      if (mx == -INFINITY) continue;  // no valid key yet
-      const float corr = __expf(m[hh] - mx);
-      m[hh] = mx;
-      l[hh] *= corr;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[hh][e] *= corr;
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const float p = __expf(sc[u][hh] - mx);
-        l[hh] += p;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) acc[hh][e] = fmaf(p, v[u][e], acc[hh][e]);
-      }
-    }
-  }
+  if (st.plan == kPlanDense)
+    attend_keys<D, G, true>(a, set, j0, j1, g, qa, m, l, o);
+  else
+    attend_keys<D, G, false>(a, set, j0, j1, g, qa, m, l, o);
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
 
-  // Merge the warp's lane groups (same li, other keys), then the warps through shared memory.
-  __shared__ float sm_ml[NW][G][2];
-  __shared__ float sm_acc[NW][G][D];
+  // Merge the warps through shared memory.
+  __shared__ float sm_ml[NW][8][2];
+  __shared__ float sm_o[NW][8][D];
+  if (c == 0) {
+    sm_ml[warp][r][0] = m;
+    sm_ml[warp][r][1] = l;
+  }
 #pragma unroll
-  for (int hh = 0; hh < G; ++hh) {
-#pragma unroll
-    for (int o = L; o < 32; o <<= 1) {
-      const float m2 = __shfl_xor_sync(0xffffffffu, m[hh], o), l2 = __shfl_xor_sync(0xffffffffu, l[hh], o);
-      const float mm = fmaxf(m[hh], m2);
-      const float w1 = mm == -INFINITY ? 0.f : __expf(m[hh] - mm), w2 = mm == -INFINITY ? 0.f : __expf(m2 - mm);
-      l[hh] = l[hh] * w1 + l2 * w2;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[hh][e] = acc[hh][e] * w1 + __shfl_xor_sync(0xffffffffu, acc[hh][e], o) * w2;
-      m[hh] = mm;
-    }
-    if (sub == 0) {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) sm_acc[warp][hh][li * 8 + e] = acc[hh][e];
-      if (li == 0) {
-        sm_ml[warp][hh][0] = m[hh];
-        sm_ml[warp][hh][1] = l[hh];
-      }
-    }
+  for (int s = 0; s < VW; ++s) {
+    const int d0 = r * (D / 8) + 2 * s;
+    sm_o[warp][2 * c][d0] = o[s][0];
+    sm_o[warp][2 * c + 1][d0] = o[s][1];
+    sm_o[warp][2 * c][d0 + 1] = o[s][2];
+    sm_o[warp][2 * c + 1][d0 + 1] = o[s][3];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * D; idx += blockDim.x) {
+  for (int idx = threadIdx.x; idx < G * D; idx += blockDim.x) {
     const int hh = idx / D, e = idx % D;
     float mm = -INFINITY;
     for (int w = 0; w < NW; ++w) mm = fmaxf(mm, sm_ml[w][hh][0]);
-    float ll = 0.f, o = 0.f;
+    float ll = 0.f, acc = 0.f;
     if (mm != -INFINITY)
       for (int w = 0; w < NW; ++w) {
+        if (sm_ml[w][hh][0] == -INFINITY) continue;
         const float wt = __expf(sm_ml[w][hh][0] - mm);
         ll += sm_ml[w][hh][1] * wt;
-        o += sm_acc[w][hh][e] * wt;
+        acc += sm_o[w][hh][e] * wt;
       }
-    const int64_t row = int64_t(blockIdx.x) * a.n_heads + g * group + hh;
-    a.part_o[row * D + e] = o;
+    const int64_t row = int64_t(blockIdx.x) * a.n_heads + g * G + hh;
+    a.part_o[row * D + e] = acc;
     if (e == 0) a.part_ml[row] = make_float2(mm, ll);
   }
 }

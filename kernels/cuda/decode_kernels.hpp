@@ -48,6 +48,7 @@ void launch_kv_append(const PagedKv& kv, const StepState* state, const float* k,
 // Decides the step's plan (dense / reuse / select) from T and, with the cache on, the cosine
 // between the query (the fingerprint of a one-query step) and the cached fingerprint. Inside
 // a graph, `select_if` (non-null) is set to whether to run the conditional selection body.
+// q (and every device array here) must be 16-byte aligned, as cudaMalloc gives.
 void launch_plan(const LayerSelectBuffers& layer, const float* q, int32_t n_heads, int32_t head_dim,
                  const SelectConfig& cfg, const SelectScratch& scratch, const cudaGraphConditionalHandle* select_if,
                  cudaStream_t stream);

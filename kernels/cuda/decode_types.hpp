@@ -8,14 +8,15 @@ namespace ts::cuda {
 
 constexpr int kMaxGroup = 8;  // query heads per KV head supported by the kernels
 
-// One layer's KV cache in device memory, in pages of 2^page_shift tokens. Physical page p holds
-// [n_kv_heads][page_size][head_dim] fp16 values in `k` (keys before RoPE) and in `v`;
-// page_table maps a logical page (t >> page_shift) to its physical page.
+// One layer's KV cache in device memory, in pages of 2^kPageShift tokens. Physical page p holds
+// [n_kv_heads][page][head_dim] fp16 values in `k` (keys before RoPE) and in `v`; page_table
+// maps a logical page (t >> kPageShift) to its physical page. The page size is a constant so
+// that the kernels' address arithmetic is shifts and masks.
+constexpr int kPageShift = 6;
 struct PagedKv {
   uint16_t* k = nullptr;
   uint16_t* v = nullptr;
   const int32_t* page_table = nullptr;
-  int32_t page_shift = 6;
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
 };

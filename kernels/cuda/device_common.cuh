@@ -1,5 +1,6 @@
-// Device helpers shared by the decode kernels: paged-cache addressing, 16-byte fp16 loads,
-// RoPE from the two-level tables, and merging (max, sum) softmax statistics.
+// Device helpers shared by the decode kernels: paged-cache addressing, fp16 unpacking, RoPE
+// from the two-level tables, (max, sum) softmax statistics, and the tensor-core products with
+// their fragment layouts.
 #pragma once
 #include <cuda_fp16.h>
 
@@ -12,14 +13,13 @@ namespace ts::cuda {
 
 // Element offset of token t, KV head g, in a paged pool (keys and values share the layout).
 __device__ __forceinline__ int64_t kv_offset(const PagedKv& kv, int g, int t) {
-  const int64_t page = kv.page_table[t >> kv.page_shift];
-  const int64_t row = ((page * kv.n_kv_heads + g) << kv.page_shift) + (t & ((1 << kv.page_shift) - 1));
+  const int64_t page = kv.page_table[t >> kPageShift];
+  const int64_t row = ((page * kv.n_kv_heads + g) << kPageShift) + (t & ((1 << kPageShift) - 1));
   return row * kv.head_dim;
 }
 
-// Eight consecutive fp16 values (16 bytes, read through the non-coherent cache) as floats.
-__device__ __forceinline__ void load8(const uint16_t* p, float (&x)[8]) {
-  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+// Eight fp16 values held in 16 bytes, as floats.
+__device__ __forceinline__ void unpack8(const uint4& u, float (&x)[8]) {
   const __half2* h = reinterpret_cast<const __half2*>(&u);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -38,46 +38,41 @@ __device__ __forceinline__ void rope_cs2(const RopeTables& r, int half, int pos,
   b = make_float2(hi.z * lo.z - hi.w * lo.w, hi.w * lo.z + hi.z * lo.w);
 }
 
-// Rotates the 8 elements [8 * li, 8 * li + 8) of a head vector of D elements held by lane
-// group member li (L = D / 8 lanes hold one vector). Adjacent pairs lie inside a lane; NEOX
-// pairs (i, i + D/2) lie in lanes li and li ^ (L/2), exchanged by shuffles. All 32 lanes call.
+// Rotates the chunks c + 4i (i < CH = D/32, 8 elements each) of one head vector that a lane
+// holds (the query_fragments order) at position pos. Adjacent pairs lie inside a chunk; the
+// NEOX partner of chunk c + 4i is chunk c + 4(i + CH/2), held by the same lane.
 template <int D>
-__device__ __forceinline__ void rope8(float (&x)[8], const RopeTables& r, int pos, int li) {
-  constexpr int L = D / 8, half = D / 2;
+__device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTables& r, int pos, int c) {
+  constexpr int CH = D / 32, half = D / 2;
   if (!r.neox) {
 #pragma unroll
-    for (int i = 0; i < 4; i += 2) {
-      float2 cs[2];
-      rope_cs2(r, half, pos, li * 4 + i, cs[0], cs[1]);
+    for (int i = 0; i < CH; ++i)
 #pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        const float a = x[2 * (i + u)], b = x[2 * (i + u) + 1];
-        x[2 * (i + u)] = a * cs[u].x - b * cs[u].y;
-        x[2 * (i + u) + 1] = b * cs[u].x + a * cs[u].y;
+      for (int p = 0; p < 4; p += 2) {
+        float2 cs[2];
+        rope_cs2(r, half, pos, (c + 4 * i) * 4 + p, cs[0], cs[1]);
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const float a = x[i][2 * (p + u)], b = x[i][2 * (p + u) + 1];
+          x[i][2 * (p + u)] = a * cs[u].x - b * cs[u].y;
+          x[i][2 * (p + u) + 1] = b * cs[u].x + a * cs[u].y;
+        }
       }
-    }
   } else {
-    const bool first = li < L / 2;
-    const int pair0 = first ? li * 8 : li * 8 - half;
 #pragma unroll
-    for (int i = 0; i < 8; i += 2) {
-      float2 cs[2];
-      rope_cs2(r, half, pos, pair0 + i, cs[0], cs[1]);
+    for (int i = 0; i < CH / 2; ++i)
 #pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        const float partner = __shfl_xor_sync(0xffffffffu, x[i + u], L / 2);
-        x[i + u] = first ? x[i + u] * cs[u].x - partner * cs[u].y : x[i + u] * cs[u].x + partner * cs[u].y;
+      for (int e = 0; e < 8; e += 2) {
+        float2 cs[2];
+        rope_cs2(r, half, pos, (c + 4 * i) * 8 + e, cs[0], cs[1]);
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const float a = x[i][e + u], b = x[i + CH / 2][e + u];
+          x[i][e + u] = a * cs[u].x - b * cs[u].y;
+          x[i + CH / 2][e + u] = b * cs[u].x + a * cs[u].y;
+        }
       }
-    }
   }
-}
-
-// Sum over the L lanes that hold one vector (L a power of two, groups aligned in the warp).
-template <int L>
-__device__ __forceinline__ float group_sum(float v) {
-#pragma unroll
-  for (int o = L / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
 }
 
 // Softmax statistics (max m, sum s of exp(x - m)); merging is associative.
@@ -86,6 +81,57 @@ __device__ __forceinline__ float2 merge_stats(float2 a, float2 b) {
   if (b.x == -INFINITY) return a;
   const float m = fmaxf(a.x, b.x);
   return make_float2(m, a.y * __expf(a.x - m) + b.y * __expf(b.x - m));
+}
+
+// C += A.B on the tensor cores (mma.sync m16n8k16, fp16 inputs, fp32 accumulators). A is
+// 16 x 16 row-major, B 16 x 8 column-major, in the PTX fragment order: with r = lane / 4 and
+// c = lane % 4, a0 = A[r][2c..2c+1], a1 = A[r+8][2c..], a2 = A[r][2c+8..], a3 = A[r+8][2c+8..];
+// b0 = B[2c..2c+1][r], b1 = B[2c+8..2c+9][r]; c0..1 = C[r][2c..2c+1], c2..3 = C[r+8][2c..].
+__device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  asm(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float a, float b) {
+  const __half2 h = __floats2half2_rn(a, b);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// Query fragments of the m16n8k16 products S = Q . K^T used by scoring and attention. The dot
+// product may visit the head dimensions in any order, so lane (r, c) loads whole 16-byte chunks
+// c, c+4, ... (CH = D/32 of them) of one key, which are the B fragments as they are: chunk i,
+// half u covers dims 8(c+4i) + 4u + {0,1} (b0) and + {2,3} (b1). The query rows (heads) follow
+// the same order. q holds row r's CH x 8 values of those chunks; rows >= G are zero. The query
+// is split into fp16 high and low parts ([..][0] and [..][1]) so that two products keep fp32
+// accuracy against fp16 keys.
+template <int CH>
+__device__ __forceinline__ void query_fragments(const float (&q)[CH][8], uint32_t (&qa)[CH][2][2][2]) {
+#pragma unroll
+  for (int i = 0; i < CH; ++i)
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        const float x0 = q[i][4 * u + 2 * p], x1 = q[i][4 * u + 2 * p + 1];
+        const __half h0 = __float2half_rn(x0), h1 = __float2half_rn(x1);
+        qa[i][u][p][0] = pack_half2(__half2float(h0), __half2float(h1));
+        qa[i][u][p][1] = pack_half2(x0 - __half2float(h0), x1 - __half2float(h1));
+      }
+}
+
+// S[r][2c..2c+1] (acc[0..1]) of one 8-key tile whose key r chunks this lane holds in k.
+template <int CH>
+__device__ __forceinline__ void tile_scores(float (&acc)[4], const uint32_t (&qa)[CH][2][2][2], const uint4 (&k)[CH]) {
+#pragma unroll
+  for (int i = 0; i < CH; ++i)
+#pragma unroll
+    for (int hl = 0; hl < 2; ++hl) {
+      mma16816(acc, qa[i][0][0][hl], 0u, qa[i][0][1][hl], 0u, k[i].x, k[i].y);
+      mma16816(acc, qa[i][1][0][hl], 0u, qa[i][1][1][hl], 0u, k[i].z, k[i].w);
+    }
 }
 
 // Calls f(std::integral_constant<int, G>{}) for the group size G in [1, kMaxGroup], so kernels

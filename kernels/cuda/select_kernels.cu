@@ -22,7 +22,7 @@ void check(cudaError_t e, const char* what) {
 namespace {
 
 constexpr int kHistBins = 2048;
-constexpr int kPlanThreads = 256;
+constexpr int kPlanThreads = 1024;
 constexpr int kScoreThreads = 256;
 constexpr int kVoteThreads = 256;
 constexpr int kPickThreads = 1024;  // two bins per thread
@@ -58,11 +58,14 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(StepState* st, float
   } else if (!cfg.cache || !st->fp_valid) {
     plan = kPlanSelect;
   } else {
+    // n = heads x head_dim is a multiple of 4: one or two float4 per thread, all loads in flight.
     double dot = 0, na = 0, nb = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-      dot += double(q[i]) * fp[i];
-      na += double(q[i]) * q[i];
-      nb += double(fp[i]) * fp[i];
+#pragma unroll 2
+    for (int i = threadIdx.x * 4; i < n; i += blockDim.x * 4) {
+      const float4 x = *reinterpret_cast<const float4*>(q + i), y = *reinterpret_cast<const float4*>(fp + i);
+      dot += double(x.x) * y.x + double(x.y) * y.y + double(x.z) * y.z + double(x.w) * y.w;
+      na += double(x.x) * x.x + double(x.y) * x.y + double(x.z) * x.z + double(x.w) * x.w;
+      nb += double(y.x) * y.x + double(y.y) * y.y + double(y.z) * y.z + double(y.w) * y.w;
     }
     dot = Reduce(tmp).Sum(dot);
     __syncthreads();
@@ -94,27 +97,10 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(StepState* st, float
   }
 }
 
-// D = C + A.B on the tensor cores: m16n8k16, fp16 inputs, fp32 accumulators.
-__device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a2, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_half2(float a, float b) {
-  const __half2 h = __floats2half2_rn(a, b);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
 // scores[h][j] = q[h] . K_{h/group}(c0 + j) * scale (keys before RoPE), each key read once per
 // KV head (blockIdx.y), on the tensor cores: per warp and tile of 8 keys, S = Q . K^T with the
-// group's G query heads as the rows of A (rows >= G zero) and the keys as the columns of B.
-// The dot product does not care in which order it visits the head dimensions, so each lane
-// loads whole 16-byte chunks of its key (lane / 4 is the key, lane % 4 picks chunks c, c+4, ...)
-// and the query fragments are laid out in the same order. The query is split into fp16 high
-// and low parts (two MMAs) so the scores keep fp32 accuracy against the fp16 keys. Only dot
-// products here: the softmax statistics are a second pass over the scores.
+// group's G query heads as the rows (query_fragments: 16-byte key chunks are the B fragments as
+// loaded). Only dot products here: the softmax statistics are a second pass over the scores.
 template <int D, int G>
 __global__ void __launch_bounds__(kScoreThreads)
     scores_kernel(PagedKv kv, const StepState* st, const float* q, int n_heads, float scale, float* scores,
@@ -124,24 +110,13 @@ __global__ void __launch_bounds__(kScoreThreads)
   if (!force && st->plan != kPlanSelect) return;
   const int c0 = st->c0, n = st->n_cand, g = blockIdx.y;
   const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4, warp = threadIdx.x >> 5;
-  // A fragments: for chunk i and half u, (q[r][8ch + 4u + 0..1], q[r][8ch + 4u + 2..3]), hi and lo.
-  uint32_t qa[CH][2][2][2];
+  float qf[CH][8];
 #pragma unroll
   for (int i = 0; i < CH; ++i)
 #pragma unroll
-    for (int u = 0; u < 2; ++u)
-#pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        float x0 = 0.f, x1 = 0.f;
-        if (r < G) {
-          const float* qr = q + (g * G + r) * D + (c + 4 * i) * 8 + 4 * u + 2 * p;
-          x0 = qr[0] * scale;
-          x1 = qr[1] * scale;
-        }
-        const __half h0 = __float2half_rn(x0), h1 = __float2half_rn(x1);
-        qa[i][u][p][0] = pack_half2(__half2float(h0), __half2float(h1));
-        qa[i][u][p][1] = pack_half2(x0 - __half2float(h0), x1 - __half2float(h1));
-      }
+    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? q[(g * G + r) * D + (c + 4 * i) * 8 + e] * scale : 0.f;
+  uint32_t qa[CH][2][2][2];
+  query_fragments<CH>(qf, qa);
   const int tiles = (n + 7) / 8, step = gridDim.x * NW * U;
   for (int t0 = (blockIdx.x * NW + warp) * U; t0 < tiles; t0 += step) {
     uint4 k[U][CH];
@@ -156,13 +131,7 @@ __global__ void __launch_bounds__(kScoreThreads)
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       float acc[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-      for (int i = 0; i < CH; ++i)
-#pragma unroll
-        for (int hl = 0; hl < 2; ++hl) {
-          mma16816(acc, qa[i][0][0][hl], qa[i][0][1][hl], k[u][i].x, k[u][i].y);
-          mma16816(acc, qa[i][1][0][hl], qa[i][1][1][hl], k[u][i].z, k[u][i].w);
-        }
+      tile_scores<CH>(acc, qa, k[u]);
       // acc[0..1]: head r, keys 2c and 2c + 1 of the tile (rows r + 8 are padding).
       const int j = (t0 + u) * 8 + 2 * c;
       if (r < G) {

@@ -99,7 +99,7 @@ struct Row {
 };
 
 Row run(const ModelShape& m, int64_t T, int reps) {
-  ts::CudaDecodeShape shape{m.layers, m.H, m.Hkv, m.D, T, 6, {ts::RopeStyle::adjacent, m.D, 10000.f, nullptr}};
+  ts::CudaDecodeShape shape{m.layers, m.H, m.Hkv, m.D, T, {ts::RopeStyle::adjacent, m.D, 10000.f, nullptr}};
   ts::cuda::SelectConfig cfg;  // n_init 128, n_local 512, k 2048, tau 0.9
   ts::CudaDecodeAttention att(shape, cfg);
   att.fill_random_kv(1, 1.f);

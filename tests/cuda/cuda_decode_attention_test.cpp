@@ -78,7 +78,7 @@ struct Gpu {
   float* q = nullptr;
   float* out = nullptr;
   Gpu(HostKv& kv, const cuda::SelectConfig& cfg, int64_t capacity)
-      : att(CudaDecodeShape{1, kv.s.H, kv.s.Hkv, kv.s.D, capacity, 6, rope_of(kv.s)}, cfg) {
+      : att(CudaDecodeShape{1, kv.s.H, kv.s.Hkv, kv.s.D, capacity, rope_of(kv.s)}, cfg) {
     const int64_t pages = (capacity + 63) / 64;
     std::vector<int32_t> order(static_cast<size_t>(pages));
     std::iota(order.begin(), order.end(), 0);
@@ -311,9 +311,9 @@ TEST(CudaDecodeAttention, SelectionCacheAndGraphReplayMatchCpu) {
 TEST(CudaDecodeAttention, RejectsUnsupportedShapes) {
   SKIP_WITHOUT_GPU();
   cuda::SelectConfig cfg;
-  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 9, 3, 96, 1024, 6, {}}, cfg), std::runtime_error);
-  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 32, 2, 64, 1024, 6, {}}, cfg), std::runtime_error);
-  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 9, 3, 64, 0, 6, {}}, cfg), std::runtime_error);
+  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 9, 3, 96, 1024, {}}, cfg), std::runtime_error);
+  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 32, 2, 64, 1024, {}}, cfg), std::runtime_error);
+  EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 9, 3, 64, 0, {}}, cfg), std::runtime_error);
 }
 
 }  // namespace

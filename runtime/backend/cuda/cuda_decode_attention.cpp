@@ -54,7 +54,7 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   cuda::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   cuda::check(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "cudaStreamCreate");
 
-  const int64_t page = int64_t(1) << s.page_shift;
+  const int64_t page = int64_t(1) << cuda::kPageShift;
   pages_ = (s.capacity + page - 1) / page;
   const size_t layer_elems = size_t(pages_ * page * s.n_kv_heads * s.head_dim);
   k_ = DeviceBuffer<uint16_t>(layer_elems * size_t(s.n_layers));
@@ -134,13 +134,12 @@ void CudaDecodeAttention::set_page_order(const std::vector<int32_t>& order) {
 }
 
 cuda::PagedKv CudaDecodeAttention::kv(int layer) const {
-  const size_t layer_elems = size_t(pages_) * (size_t(1) << shape_.page_shift) * size_t(shape_.n_kv_heads) *
+  const size_t layer_elems = size_t(pages_) * (size_t(1) << cuda::kPageShift) * size_t(shape_.n_kv_heads) *
                              size_t(shape_.head_dim);
   cuda::PagedKv kv;
   kv.k = k_.get() + layer_elems * size_t(layer);
   kv.v = v_.get() + layer_elems * size_t(layer);
   kv.page_table = page_table_.get();
-  kv.page_shift = shape_.page_shift;
   kv.n_kv_heads = shape_.n_kv_heads;
   kv.head_dim = shape_.head_dim;
   return kv;
@@ -157,7 +156,7 @@ void CudaDecodeAttention::upload_kv(int layer, const uint16_t* k, const uint16_t
                                     int64_t host_capacity) {
   if (n_tokens > shape_.capacity || n_tokens > host_capacity) throw std::runtime_error("CUDA attention: upload too large");
   const cuda::PagedKv d = kv(layer);
-  const int64_t page = int64_t(1) << shape_.page_shift, D = shape_.head_dim;
+  const int64_t page = int64_t(1) << cuda::kPageShift, D = shape_.head_dim;
   for (int32_t g = 0; g < shape_.n_kv_heads; ++g)
     for (int64_t t0 = 0; t0 < n_tokens; t0 += page) {
       const int64_t n = std::min(page, n_tokens - t0);

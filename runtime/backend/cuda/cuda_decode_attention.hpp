@@ -19,8 +19,7 @@ struct CudaDecodeShape {
   int32_t n_heads = 0;
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;   // 64 or 128
-  int64_t capacity = 0;   // tokens per layer
-  int32_t page_shift = 6; // pages of 64 tokens
+  int64_t capacity = 0;   // tokens per layer (in pages of 2^cuda::kPageShift)
   RopeParams rope;
 };
 
