@@ -253,6 +253,7 @@ void MainWindow::connectWorker() {
     if (m_answerTokens++ == 0) m_progress->finish();
     m_chat->appendToAnswer(t.piece);
     m_inspector->addAnswerToken(t);
+    if (m_answerTokens == 8) qCInfo(lcApp) << "answer streaming";  // tests/app/screenshot.sh waits for it
     emit tokenShown(t);
   });
   connect(w, &InferenceWorker::questionDropped, this, [this](const QString& question) {

@@ -75,8 +75,7 @@ xdotool windowmove "$WIN" 0 0 windowsize "$WIN" 1600 1000 windowfocus "$WIN"
 sleep 1
 xdotool type --delay 15 "$QUESTION"
 xdotool key Return
-wait_for "answer started" 60
-sleep 6  # a few tokens in
+wait_for "answer streaming" 120  # eight tokens in
 "$GRAB" "$OUT/tokenselect-chat-mid-answer.png"
 wait_for "answer finished" 600
 sleep 1
