@@ -26,6 +26,19 @@ void logLine(int32_t level, const char* message, void*) {
     qCDebug(lcEngine, "%s", message);
 }
 
+// The app's TokenSelect settings as the library takes them.
+ts_select_settings selectSettings(const SelectConfig& c) {
+  ts_select_settings s;
+  ts_select_settings_init(&s);
+  s.attention = c.dense ? TS_ATTENTION_FULL : TS_ATTENTION_TOKENSELECT;
+  s.k = c.k;
+  s.n_init = c.nInit;
+  s.n_local = c.nLocal;
+  s.select_cache = c.cache ? 1 : 0;
+  s.cache_threshold = float(c.cacheThreshold);
+  return s;
+}
+
 }  // namespace
 
 // Context of one long C call (model load, prefill, generate): its callbacks run on this thread
@@ -170,15 +183,7 @@ void InferenceWorker::loadModel(const QString& path, const SessionConfig& config
 
 bool InferenceWorker::createSession() {
   setSession(nullptr);
-  ts_select_settings select;
-  ts_select_settings_init(&select);
-  const SelectConfig& c = m_config.select;
-  select.attention = c.dense ? TS_ATTENTION_FULL : TS_ATTENTION_TOKENSELECT;
-  select.k = c.k;
-  select.n_init = c.nInit;
-  select.n_local = c.nLocal;
-  select.select_cache = c.cache ? 1 : 0;
-  select.cache_threshold = float(c.cacheThreshold);
+  const ts_select_settings select = selectSettings(m_config.select);
   const QByteArray system = m_config.systemPrompt.toUtf8();
   ts_session_options options;
   ts_session_options_init(&options);
@@ -188,7 +193,7 @@ bool InferenceWorker::createSession() {
   options.system_prompt = system.constData();
   // Prefill chunks no longer than the local window (the library's rule) and short enough that
   // Cancel answers within a second or two on a laptop CPU.
-  options.chunk = qMin(256, c.nLocal);
+  options.chunk = qMin(256, m_config.select.nLocal);
   ts_session* session = nullptr;
   if (ts_session_create(m_model, &options, &session) != TS_OK) {
     fail(tr("Could not start a chat session"), tr("Check the context size and TokenSelect settings."));
@@ -224,14 +229,7 @@ void InferenceWorker::setSessionConfig(const SessionConfig& config) {
 void InferenceWorker::setSelect(const SelectConfig& select) {
   m_config.select = select;
   if (!m_session || m_shutdown) return;
-  ts_select_settings s;
-  ts_select_settings_init(&s);
-  s.attention = select.dense ? TS_ATTENTION_FULL : TS_ATTENTION_TOKENSELECT;
-  s.k = select.k;
-  s.n_init = select.nInit;
-  s.n_local = select.nLocal;
-  s.select_cache = select.cache ? 1 : 0;
-  s.cache_threshold = float(select.cacheThreshold);
+  const ts_select_settings s = selectSettings(select);
   if (ts_session_set_select(m_session, &s) != TS_OK) fail(tr("TokenSelect settings not applied"), {});
   emit selectionUpdated(probe::frame(m_session, m_info.nLayer));
 }

@@ -520,10 +520,39 @@ def _struct_to_dataclass(cls, c):
 
 
 # ----------------------------------------------------------------------------------------------
+# Handles
+
+class _Handle:
+    """What Model and Session share: a library handle in self._handle, closed by close() (the
+    subclass's), on leaving a `with` block and when collected."""
+
+    _kind = "handle"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _h(self):
+        if not self._handle:
+            raise InvalidArgumentError(Status.ERR_INVALID_ARG, f"the {self._kind} is closed")
+        return self._handle
+
+
+# ----------------------------------------------------------------------------------------------
 # Model
 
-class Model:
+class Model(_Handle):
     """Weights and tokenizer of one GGUF file (ts_model). Thread-safe; a context manager."""
+
+    _kind = "model"
 
     def __init__(self, path, progress: Optional[Callable[[int, int], object]] = None,
                  log: Optional[Callable[[LogLevel, str], None]] = None, log_level: LogLevel = LogLevel.INFO):
@@ -568,22 +597,6 @@ class Model:
             handle, self._handle = self._handle, None
             _lib_handle.ts_model_free(handle)  # loaded, since there was a handle
 
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def _h(self):
-        if not self._handle:
-            raise InvalidArgumentError(Status.ERR_INVALID_ARG, "the model is closed")
-        return self._handle
 
     # Information -------------------------------------------------------------------------------
     @property
@@ -635,9 +648,11 @@ class Model:
 # ----------------------------------------------------------------------------------------------
 # Session
 
-class Session:
+class Session(_Handle):
     """One conversation and its KV cache (ts_session). One thread at a time, except cancel().
     A context manager."""
+
+    _kind = "session"
 
     def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 0, chunk: Optional[int] = None,
                  select: Optional[SelectSettings] = None, system_prompt: Optional[str] = None,
@@ -677,22 +692,6 @@ class Session:
         if handle:
             _lib_handle.ts_session_free(handle)
 
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def _h(self):
-        if not self._handle:
-            raise InvalidArgumentError(Status.ERR_INVALID_ARG, "the session is closed")
-        return self._handle
 
     def cancel(self) -> None:
         """From any thread: the running prefill/generation raises Cancelled within one chunk or

@@ -2,10 +2,10 @@
 #include <fmt/format.h>
 
 #include "capi_internal.hpp"
-#include "engine/document.hpp"
 #include "gguf/gguf_file.hpp"
 #include "tokenizer/chat_template.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "util/utf8.hpp"
 
 namespace {
 

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "engine/document.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "util/error.hpp"
+#include "util/utf8.hpp"
 
 namespace ts {
 namespace {
