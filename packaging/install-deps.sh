@@ -21,7 +21,7 @@ REQUIREMENTS="$ROOT/packaging/requirements-test.txt"
 BASE_PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libpcre2-dev libsentencepiece-dev sentencepiece libcli11-dev nlohmann-json3-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev abigail-tools
 )
 # Qt 6 for app/desktop (Debian 12 ships Qt 6.4). qt6-base-dev has Widgets, Gui, Test, OpenGL;

@@ -1,5 +1,7 @@
 #include "cpu/vec_ops.hpp"
 
+#include "cpu/exact_ops.hpp"
+
 #include <cstdlib>
 #include <cstring>
 
@@ -16,6 +18,10 @@ const VecOps& vec_ops() {
     return generic::vec_ops_table;
   }();
   return ops;
+}
+
+const ExactOps& exact_ops() {
+  return &vec_ops() == &avx2::vec_ops_table ? avx2::exact_ops_table : generic::exact_ops_table;
 }
 
 }  // namespace ts::kernels

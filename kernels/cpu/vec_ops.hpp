@@ -11,11 +11,6 @@ struct VecOps {
   void (*scale)(float* y, float a, int64_t n);                        // y *= a
   void (*fp16_to_f32)(const uint16_t* x, float* y, int64_t n);
   void (*f32_to_fp16)(const float* x, uint16_t* y, int64_t n);
-  float (*sum_sq)(const float* x, int64_t n);
-  void (*silu_mul)(float* g, const float* u, int64_t n);             // g = silu(g) * u
-  // RoPE on one head vector of d elements: x[j] = x[j]*c[j] + x[partner(j)]*s[j], where the
-  // partner is j^1 (adjacent pairs) or j +- d/2 (neox halves); c/s hold cos and signed sin.
-  void (*rope)(float* x, const float* c, const float* s, int64_t d, bool adjacent);
   // x[i] = exp(x[i] - m); returns the sum (softmax numerators). ~1 ulp from expf.
   float (*exp_sub_sum)(float* x, float m, int64_t n);
 };

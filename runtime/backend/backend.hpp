@@ -31,13 +31,20 @@ struct RopeParams {
 
 // One layer's slice of the KV cache, head-major [kv_head][token][dim]: keys before RoPE and
 // values, both fp16.
+// Precision of cached keys: fp16 (default), or f32 — 1.5x the cache, but then keys rotated at
+// attention time round to fp16 once, exactly as a cache of rotated fp16 keys (llama.cpp's) holds them.
+enum class KeyPrecision { f16, f32 };
+
 struct KvLayerView {
-  uint16_t* k = nullptr;
+  uint16_t* k = nullptr;   // fp16 keys, or null when k32 holds them
+  float* k32 = nullptr;    // f32 keys (KeyPrecision::f32)
   uint16_t* v = nullptr;
   int64_t capacity = 0;  // tokens per head
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
   uint16_t* k_at(int32_t h, int64_t t) const { return k + (int64_t(h) * capacity + t) * head_dim; }
+  float* k32_at(int32_t h, int64_t t) const { return k32 + (int64_t(h) * capacity + t) * head_dim; }
+  size_t key_bytes() const { return k32 ? sizeof(float) : sizeof(uint16_t); }
   uint16_t* v_at(int32_t h, int64_t t) const { return v + (int64_t(h) * capacity + t) * head_dim; }
 };
 

@@ -60,7 +60,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& opts)
       opts_(opts),
       backend_(make_cpu_backend(opts.n_threads)),
       kv_(model_->hparams().n_layer, model_->hparams().n_head_kv, model_->hparams().head_dim,
-          resolve_ctx(*model_, opts)),
+          resolve_ctx(*model_, opts), opts.keys),
       forward_(std::make_unique<Forward>(*model_, *backend_, opts.chunk)),
       policy_(std::make_unique<TokenSelectPolicy>(*backend_, model_->hparams().n_layer, model_->hparams().n_head,
                                                   model_->hparams().head_dim, opts.select)) {

@@ -24,6 +24,7 @@ struct SessionOptions {
   int32_t n_threads = 0;  // 0: all hardware threads
   int32_t chunk = 512;    // prefill chunk size; TokenSelect runs chunks of at most n_local
   SelectOptions select;   // attention policy: TokenSelect (default) or full
+  KeyPrecision keys = KeyPrecision::f16;  // cached keys; f32 reproduces llama.cpp's logits bit for bit
 
   void validate() const;
 };

@@ -27,7 +27,7 @@ uint64_t model_fingerprint(const Model& m) {
 
 struct Header {
   char magic[8];
-  uint32_t version, reserved;
+  uint32_t version, key_bytes;  // key_bytes: 2 (fp16 keys; 0 in older files) or 4 (f32)
   uint64_t model;
   int32_t n_layer, n_head_kv, head_dim, n_vocab;
   int32_t mode, positions, n_init, n_local, k, cache, always_select;
@@ -36,6 +36,11 @@ struct Header {
   uint32_t has_logits, reserved2;
   uint64_t cache_bytes, extra_bytes;
 };
+
+// Keys of KV head kh from token 0, in their stored precision.
+void* key_data(const KvLayerView& v, int32_t kh) {
+  return v.k32 ? static_cast<void*>(v.k32_at(kh, 0)) : static_cast<void*>(v.k_at(kh, 0));
+}
 
 using FilePtr = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
 
@@ -90,6 +95,7 @@ void SessionState::save(const Session& s, const std::string& extra, const std::s
   Header h{};
   std::memcpy(h.magic, kMagic, 8);
   h.version = kVersion;
+  h.key_bytes = uint32_t(s.kv().layer(0).key_bytes());
   h.model = model_fingerprint(s.model());
   h.n_layer = hp.n_layer, h.n_head_kv = hp.n_head_kv, h.head_dim = hp.head_dim, h.n_vocab = hp.n_vocab;
   h.mode = int32_t(o.mode), h.positions = int32_t(o.positions), h.n_init = o.n_init, h.n_local = o.n_local;
@@ -106,10 +112,10 @@ void SessionState::save(const Session& s, const std::string& extra, const std::s
     if (s.has_logits_) w.put(s.last_logits_.data(), s.last_logits_.size() * sizeof(float));
     w.put(cache.data(), cache.size());
     w.put(extra.data(), extra.size());
-    const size_t row = size_t(hp.head_dim) * sizeof(uint16_t);
+    const size_t row = size_t(hp.head_dim) * sizeof(uint16_t), key_row = size_t(hp.head_dim) * h.key_bytes;
     for (int32_t l = 0; l < hp.n_layer; ++l) {
       const KvLayerView v = s.kv().layer(l);
-      for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) w.put(v.k_at(kh, 0), row * h.n_tokens);
+      for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) w.put(key_data(v, kh), key_row * h.n_tokens);
       for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) w.put(v.v_at(kh, 0), row * h.n_tokens);
     }
     w.put(kEnd, sizeof kEnd);
@@ -150,8 +156,13 @@ void SessionState::load(Session& s, const std::string& path,
   } catch (const Error& e) {
     fail(Status::format, fmt::format("{}: {}", path, e.what()));
   }
-  const uint64_t row = uint64_t(hp.head_dim) * sizeof(uint16_t);
-  const uint64_t kv_bytes = uint64_t(hp.n_layer) * 2 * uint64_t(hp.n_head_kv) * row * h.n_tokens;
+  const uint32_t key_bytes = h.key_bytes == 0 ? 2 : h.key_bytes;
+  if (key_bytes != 2 && key_bytes != 4) fail(Status::format, fmt::format("{}: bad key size in the header", path));
+  if (key_bytes != s.kv().layer(0).key_bytes())
+    fail(Status::invalid_arg, fmt::format("{}: holds {} keys but this session caches {} keys", path,
+                                          key_bytes == 4 ? "f32" : "fp16", key_bytes == 2 ? "f32" : "fp16"));
+  const uint64_t row = uint64_t(hp.head_dim) * sizeof(uint16_t), key_row = uint64_t(hp.head_dim) * key_bytes;
+  const uint64_t kv_bytes = uint64_t(hp.n_layer) * uint64_t(hp.n_head_kv) * (row + key_row) * h.n_tokens;
   const uint64_t expected = h.n_tokens * sizeof(int32_t) + (h.has_logits ? uint64_t(hp.n_vocab) * sizeof(float) : 0) +
                             h.cache_bytes + h.extra_bytes + kv_bytes + sizeof kEnd;
   if (h.cache_bytes > r.left() || h.extra_bytes > r.left() || expected != r.left())
@@ -181,7 +192,7 @@ void SessionState::load(Session& s, const std::string& path,
   try {
     for (int32_t l = 0; l < hp.n_layer; ++l) {
       const KvLayerView v = s.kv_.layer(l);
-      for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) r.get(v.k_at(kh, 0), row * h.n_tokens, "keys");
+      for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) r.get(key_data(v, kh), key_row * h.n_tokens, "keys");
       for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) r.get(v.v_at(kh, 0), row * h.n_tokens, "values");
     }
     char end[8];

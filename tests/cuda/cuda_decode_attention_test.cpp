@@ -48,7 +48,11 @@ struct HostKv {
     v.resize(f.size());
     kernels::vec_ops().f32_to_fp16(f.data(), v.data(), int64_t(f.size()));
   }
-  KvLayerView view() { return {k.data(), v.data(), cap, s.Hkv, s.D}; }
+  KvLayerView view() {
+    KvLayerView w;
+    w.k = k.data(), w.v = v.data(), w.capacity = cap, w.n_kv_heads = s.Hkv, w.head_dim = s.D;
+    return w;
+  }
 };
 
 std::vector<float> random_q(const Shape& s, uint32_t seed, float scale) {

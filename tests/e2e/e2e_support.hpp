@@ -24,9 +24,10 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-inline SessionOptions dense_options(int64_t n_ctx) {
+inline SessionOptions dense_options(int64_t n_ctx, KeyPrecision keys = KeyPrecision::f16) {
   SessionOptions o;
   o.n_ctx = n_ctx;
+  o.keys = keys;
   o.n_threads = 2;
   o.select.mode = AttentionMode::full;
   return o;

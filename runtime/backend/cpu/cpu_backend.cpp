@@ -5,10 +5,9 @@
 #include <new>
 #include <vector>
 
-#include <cblas.h>
-
 #include "backend/backend.hpp"
 #include "backend/cpu/rope_table.hpp"
+#include "cpu/exact_ops.hpp"
 #include "cpu/quant.hpp"
 #include "cpu/vec_ops.hpp"
 #include "util/error.hpp"
@@ -19,15 +18,13 @@ namespace {
 
 constexpr int64_t kRowBlock = 32;        // weight rows per scheduling unit of a matmul
 constexpr int64_t kParallelMin = 1 << 14;  // elementwise ops smaller than this stay on one thread
-constexpr int64_t kGemmMinQueries = 8;      // from this many queries, attention runs as GEMMs
 constexpr int64_t kQueryBlock = 64;         // queries per attention GEMM tile
 constexpr int32_t kMaxHeadDim = 256;
 constexpr int64_t kKeyBlock = 256;          // keys per decode-attention task
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads), ops_(kernels::vec_ops()) {
-    openblas_set_num_threads(1);  // BLAS runs inside our pool's tasks
+  explicit CpuBackend(int n_threads) : pool_(n_threads), ops_(kernels::vec_ops()), exact_(kernels::exact_ops()) {
     scores_.resize(size_t(pool_.size()));
     qrot_.resize(size_t(pool_.size()));
   }
@@ -93,7 +90,7 @@ class CpuBackend final : public Backend {
       for (int64_t i = b; i < e; ++i) {
         const float* xi = x + i * n;
         float* yi = y + i * n;
-        const float s = 1.f / std::sqrt(ops_.sum_sq(xi, n) / float(n) + eps);
+        const float s = exact_.rms_scale(xi, n, eps);
         for (int64_t j = 0; j < n; ++j) yi[j] = xi[j] * s * weight[j];
       }
     });
@@ -108,14 +105,17 @@ class CpuBackend final : public Backend {
   }
 
   void swiglu(float* gate, const float* up, int64_t n) override {
-    elementwise(n, [&](int64_t b, int64_t e) { ops_.silu_mul(gate + b, up + b, e - b); });
+    elementwise(n, [&](int64_t b, int64_t e) { exact_.silu_mul(gate + b, up + b, e - b); });
   }
 
   void kv_store(const KvLayerView& kv, int64_t t0, int64_t m, const float* k, const float* v) override {
     const int64_t row = int64_t(kv.n_kv_heads) * kv.head_dim;
     for (int64_t i = 0; i < m; ++i)
       for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
-        ops_.f32_to_fp16(k + i * row + int64_t(h) * kv.head_dim, kv.k_at(h, t0 + i), kv.head_dim);
+        if (kv.k32)
+          std::copy_n(k + i * row + int64_t(h) * kv.head_dim, kv.head_dim, kv.k32_at(h, t0 + i));
+        else
+          ops_.f32_to_fp16(k + i * row + int64_t(h) * kv.head_dim, kv.k_at(h, t0 + i), kv.head_dim);
         ops_.f32_to_fp16(v + i * row + int64_t(h) * kv.head_dim, kv.v_at(h, t0 + i), kv.head_dim);
       }
   }
@@ -142,13 +142,20 @@ class CpuBackend final : public Backend {
     round_to_fp16(q, d);
   }
 
-  // Softmax over s[0, n), probabilities rounded to fp16 like the products they feed.
-  void softmax_fp16(float* s, int64_t n) {
-    if (n <= 0) return;
-    const float mx = *std::max_element(s, s + n);
-    const float sum = ops_.exp_sub_sum(s, mx, n);
-    ops_.scale(s, 1.f / sum, n);
-    round_to_fp16(s, n);
+  // Cached key (head h, cache index t) as f32, rotated at position pos and rounded to fp16, as
+  // a cache of rotated fp16 keys would hold it.
+  void load_key(const KvLayerView& kv, int32_t h, int64_t t, const AttentionArgs& a, int64_t pos, float* k) {
+    read_key(kv, h, t, k);
+    cpu::rope_apply(rope_, a.rope.style, kv.head_dim, pos, k);
+    round_to_fp16(k, kv.head_dim);
+  }
+
+  // Cached key (head h, cache index t) as stored, before RoPE, as f32.
+  void read_key(const KvLayerView& kv, int32_t h, int64_t t, float* k) {
+    if (kv.k32)
+      std::copy_n(kv.k32_at(h, t), kv.head_dim, k);
+    else
+      ops_.fp16_to_f32(kv.k_at(h, t), k, kv.head_dim);
   }
 
   // x = fp16(x), through the vector conversions.
@@ -169,10 +176,13 @@ class CpuBackend final : public Backend {
 
   ThreadPool pool_;
   const kernels::VecOps& ops_;
+  const kernels::ExactOps& exact_;
   std::vector<uint8_t> act_;
   cpu::RopeTable rope_;
-  std::vector<float> kf_, vf_;  // attended keys (rotated) and values as f32, [kv_head][key][dim]
-  std::vector<float> qall_, sall_, partial_;  // decode: queries, scores, per-block outputs
+  // Prefill: attended keys (rotated, fp16-rounded) [kv_head][key][dim] and values transposed
+  // [kv_head][dim][key], keys padded with zeros to a multiple of 8.
+  std::vector<float> kf_, vt_;
+  std::vector<float> qall_, sall_, acc_;  // decode: queries, scores/probabilities, P.V chains
   std::vector<std::vector<float>> scores_, qrot_;  // per thread
 };
 
@@ -182,46 +192,45 @@ void CpuBackend::attention(const AttentionArgs& a) {
   for (int64_t j = 0; j < nk; ++j) max_pos = std::max<int64_t>(max_pos, a.key_pos ? a.key_pos[j] : (a.keys ? a.keys[j] : j));
   for (int64_t i = 0; i < a.m; ++i) max_pos = std::max<int64_t>(max_pos, a.q_pos ? a.q_pos[i] : a.q_first + i);
   rope_.ensure(a.rope, max_pos + 1);
-
-  if (a.m >= kGemmMinQueries) {
+  // llama.cpp's arithmetic differs for one query (vector dot products) and for several (GEMM
+  // tiles); we follow it (kernels/cpu/exact_ops.hpp).
+  if (a.m > 1) {
     gather_keys(a);
     return attention_tiled(a, nk);
   }
   attention_decode(a);
 }
 
-// Gathers the attended keys once per KV head, rotated at their positions, for the prefill
-// GEMMs: shared by the `group` query heads of the head group and by every query of the chunk.
+// Gathers the attended keys once per KV head, rotated at their positions, and the values
+// transposed: shared by the `group` query heads of the head group and by every query of the chunk.
 void CpuBackend::gather_keys(const AttentionArgs& a) {
   const int32_t d = a.kv.head_dim, Hkv = a.kv.n_kv_heads;
-  const int64_t nk = a.n_keys;
+  const int64_t nk = a.n_keys, nk8 = (nk + 7) / 8 * 8;
   kf_.resize(size_t(Hkv * nk * d));
-  vf_.resize(size_t(Hkv * nk * d));
+  vt_.assign(size_t(Hkv * d * nk8), 0.f);
   pool_.parallel_for(Hkv * nk, [&](int, int64_t b, int64_t e) {
+    float v[kMaxHeadDim];
     for (int64_t idx = b; idx < e; ++idx) {
       const int32_t h = int32_t(idx / nk);
       const int64_t j = idx % nk;
       const int64_t t = a.keys ? a.keys[j] : j;
-      float* kd = kf_.data() + idx * d;
-      ops_.fp16_to_f32(a.kv.k_at(h, t), kd, d);
-      cpu::rope_apply(rope_, a.rope.style, d, a.key_pos ? a.key_pos[j] : t, kd);
-      round_to_fp16(kd, d);  // one fp16 rounding, as a cache of rotated fp16 keys would hold
-      ops_.fp16_to_f32(a.kv.v_at(h, t), vf_.data() + idx * d, d);
+      load_key(a.kv, h, t, a, a.key_pos ? a.key_pos[j] : t, kf_.data() + idx * d);
+      ops_.fp16_to_f32(a.kv.v_at(h, t), v, d);
+      float* vt = vt_.data() + int64_t(h) * d * nk8 + j;
+      for (int32_t x = 0; x < d; ++x) vt[x * nk8] = v[x];
     }
   });
 }
 
-// Decode (a few queries): keys and values are streamed from the cache once, in blocks of keys
-// spread over the threads, with no scratch copy: memory traffic is what bounds this step.
-// Pass 1 scores every (query, head, key); pass 2 is each row's softmax; pass 3 accumulates
-// P.V per key block into partial outputs that are then summed.
+// One query: scores split over the threads by key blocks; per head, the softmax; then P.V as
+// 32 fused-multiply-add chains per output (key j feeds chain j % 32), split by head group and
+// output slice. Keys and values are read from the cache with no scratch copy.
 void CpuBackend::attention_decode(const AttentionArgs& a) {
   const int32_t d = a.kv.head_dim, H = a.n_heads, Hkv = a.kv.n_kv_heads, group = H / Hkv;
-  const int64_t nk = a.n_keys, blocks = (nk + kKeyBlock - 1) / kKeyBlock, rows = a.m * H;
-  qall_.resize(size_t(rows * d));
-  for (int64_t i = 0; i < a.m; ++i)
-    for (int32_t h = 0; h < H; ++h) load_query(a, i, h, qall_.data() + (i * H + h) * d);
-  sall_.resize(size_t(rows * nk));
+  const int64_t nk = a.n_keys, blocks = (nk + kKeyBlock - 1) / kKeyBlock;
+  qall_.resize(size_t(H * d));
+  for (int32_t h = 0; h < H; ++h) load_query(a, 0, h, qall_.data() + h * d);
+  sall_.resize(size_t(H * nk));
   pool_.parallel_for(Hkv * blocks, [&](int, int64_t b, int64_t e) {
     float k[kMaxHeadDim];
     for (int64_t task = b; task < e; ++task) {
@@ -229,52 +238,49 @@ void CpuBackend::attention_decode(const AttentionArgs& a) {
       const int64_t j0 = (task % blocks) * kKeyBlock, j1 = std::min(nk, j0 + kKeyBlock);
       for (int64_t j = j0; j < j1; ++j) {
         const int64_t t = a.keys ? a.keys[j] : j;
-        ops_.fp16_to_f32(a.kv.k_at(g, t), k, d);
-        cpu::rope_apply(rope_, a.rope.style, d, a.key_pos ? a.key_pos[j] : t, k);
-        round_to_fp16(k, d);
-        for (int64_t i = 0; i < a.m; ++i)
-          for (int32_t hh = 0; hh < group; ++hh) {
-            const int64_t r = i * H + g * group + hh;
-            sall_[size_t(r * nk + j)] = ops_.dot(qall_.data() + r * d, k, d) * a.scale;
-          }
+        load_key(a.kv, g, t, a, a.key_pos ? a.key_pos[j] : t, k);
+        for (int32_t hh = 0; hh < group; ++hh) {
+          const int64_t r = g * group + hh;
+          sall_[size_t(r * nk + j)] = exact_.dot_lanes32(qall_.data() + r * d, k, d) * a.scale;
+        }
       }
     }
   });
-  for (int64_t r = 0; r < rows; ++r) {
-    float* sr = sall_.data() + r * nk;
-    const int64_t visible = visible_keys(a, a.q_first + r / H);
-    softmax_fp16(sr, visible);
-    std::fill(sr + visible, sr + nk, 0.f);
+  const int64_t visible = visible_keys(a, a.q_first);
+  for (int32_t r = 0; r < H; ++r) {
+    float* sr = sall_.data() + int64_t(r) * nk;
+    exact_.softmax(sr, visible, nk);
+    round_to_fp16(sr, visible);
   }
-  partial_.assign(size_t(blocks * rows * d), 0.f);
-  pool_.parallel_for(Hkv * blocks, [&](int, int64_t b, int64_t e) {
+  constexpr int64_t kSlice = 16;  // outputs per P.V task
+  const int64_t slices = (d + kSlice - 1) / kSlice;
+  acc_.resize(size_t(H) * 32 * size_t(d));
+  pool_.parallel_for(Hkv * slices, [&](int, int64_t b, int64_t e) {
     float v[kMaxHeadDim];
     for (int64_t task = b; task < e; ++task) {
-      const int32_t g = int32_t(task / blocks);
-      const int64_t blk = task % blocks, j0 = blk * kKeyBlock, j1 = std::min(nk, j0 + kKeyBlock);
-      for (int64_t j = j0; j < j1; ++j) {
-        ops_.fp16_to_f32(a.kv.v_at(g, a.keys ? a.keys[j] : j), v, d);
-        for (int64_t i = 0; i < a.m; ++i)
-          for (int32_t hh = 0; hh < group; ++hh) {
-            const int64_t r = i * H + g * group + hh;
-            const float p = sall_[size_t(r * nk + j)];
-            if (p != 0.f) ops_.axpy(partial_.data() + (blk * rows + r) * d, p, v, d);
-          }
+      const int32_t g = int32_t(task / slices);
+      const int64_t x0 = (task % slices) * kSlice, w = std::min<int64_t>(kSlice, d - x0);
+      for (int32_t hh = 0; hh < group; ++hh) {
+        float* acc = acc_.data() + int64_t(g * group + hh) * 32 * d;
+        for (int c = 0; c < 32; ++c) std::fill_n(acc + c * d + x0, w, 0.f);
+      }
+      for (int64_t j = 0; j < visible; ++j) {
+        ops_.fp16_to_f32(a.kv.v_at(g, a.keys ? a.keys[j] : j) + x0, v, w);
+        for (int32_t hh = 0; hh < group; ++hh) {
+          const int64_t r = g * group + hh;
+          exact_.fma_row(acc_.data() + (r * 32 + j % 32) * d + x0, sall_[size_t(r * nk + j)], v, w);
+        }
       }
     }
   });
-  for (int64_t r = 0; r < rows; ++r) {
-    float* o = a.out + r * d;  // row r = query i, head h: out[i][h]
-    std::fill_n(o, d, 0.f);
-    for (int64_t blk = 0; blk < blocks; ++blk) ops_.axpy(o, 1.f, partial_.data() + (blk * rows + r) * d, d);
-  }
+  for (int32_t r = 0; r < H; ++r) exact_.fold_lanes32(acc_.data() + int64_t(r) * 32 * d, d, a.out + int64_t(r) * d);
 }
 
-// Prefill chunks: per KV-head group and block of queries, S = Q.K^T and O = P.V as GEMMs
-// (single-threaded BLAS inside each pool task), the block's causal limit trimming the keys.
+// Several queries: per KV-head group and block of queries, S = Q.K^T and O = P.V as lane-chain
+// GEMM tiles, the block's causal limit trimming the keys.
 void CpuBackend::attention_tiled(const AttentionArgs& a, int64_t nk) {
   const int32_t d = a.kv.head_dim, H = a.n_heads, Hkv = a.kv.n_kv_heads, group = H / Hkv;
-  const int64_t blocks = (a.m + kQueryBlock - 1) / kQueryBlock;
+  const int64_t blocks = (a.m + kQueryBlock - 1) / kQueryBlock, nk8 = (nk + 7) / 8 * 8;
   pool_.parallel_for(int64_t(Hkv) * blocks, [&](int thread, int64_t b, int64_t e) {
     std::vector<float>& s = scores_[size_t(thread)];
     std::vector<float>& q = qrot_[size_t(thread)];
@@ -282,25 +288,24 @@ void CpuBackend::attention_tiled(const AttentionArgs& a, int64_t nk) {
       const int32_t g = int32_t(task / blocks);
       const int64_t i0 = (task % blocks) * kQueryBlock, i1 = std::min(a.m, i0 + kQueryBlock);
       const int64_t rows = (i1 - i0) * group;  // row (i - i0) * group + hh
-      const int64_t cols = visible_keys(a, a.q_first + i1 - 1);
+      const int64_t cols = visible_keys(a, a.q_first + i1 - 1), cols8 = (cols + 7) / 8 * 8;
       q.resize(size_t(rows * d) + size_t(rows * d));  // queries, then outputs
-      s.resize(size_t(rows * cols));
+      s.resize(size_t(rows * cols8));
       float* qb = q.data();
       float* ob = q.data() + rows * d;
       for (int64_t i = i0; i < i1; ++i)
         for (int32_t hh = 0; hh < group; ++hh) load_query(a, i, g * group + hh, qb + ((i - i0) * group + hh) * d);
       const float* kg = kf_.data() + int64_t(g) * nk * d;
-      const float* vg = vf_.data() + int64_t(g) * nk * d;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(cols), d, a.scale, qb, d, kg, d, 0.f,
-                  s.data(), int(cols));
+      const float* vg = vt_.data() + int64_t(g) * d * nk8;
+      exact_.dot_lanes8(cols, rows, d, kg, d, qb, d, s.data(), cols8);
       for (int64_t r = 0; r < rows; ++r) {
-        float* sr = s.data() + r * cols;
+        float* sr = s.data() + r * cols8;
         const int64_t visible = visible_keys(a, a.q_first + i0 + r / group);
-        softmax_fp16(sr, visible);
-        std::fill(sr + visible, sr + cols, 0.f);
+        for (int64_t j = 0; j < visible; ++j) sr[j] *= a.scale;
+        exact_.softmax(sr, visible, cols8);
+        round_to_fp16(sr, visible);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), d, int(cols), 1.f, s.data(), int(cols), vg,
-                  d, 0.f, ob, d);
+      exact_.dot_lanes8(d, rows, cols8, vg, nk8, s.data(), cols8, ob, d);
       for (int64_t i = i0; i < i1; ++i)
         for (int32_t hh = 0; hh < group; ++hh)
           std::copy_n(ob + ((i - i0) * group + hh) * d, d, a.out + (i * H + g * group + hh) * d);
@@ -317,7 +322,7 @@ void CpuBackend::selection_scores(const KvLayerView& kv, const float* qbar, int3
     for (int64_t idx = b; idx < e; ++idx) {
       const int32_t g = int32_t(idx / n);
       const int64_t j = idx % n;
-      ops_.fp16_to_f32(kv.k_at(g, c0 + j), k, d);
+      read_key(kv, g, c0 + j, k);
       for (int32_t hh = 0; hh < group; ++hh) {
         const int32_t h = g * group + hh;
         scores[int64_t(h) * n + j] = ops_.dot(qbar + int64_t(h) * d, k, d) * scale;

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "cpu/vec_ops.hpp"
+#include "cpu/exact_ops.hpp"
 
 namespace ts::cpu {
 
@@ -44,7 +44,7 @@ void RopeTable::ensure(const RopeParams& p, int64_t n_positions) {
 }
 
 void rope_apply(const RopeTable& t, RopeStyle style, int32_t head_dim, int64_t pos, float* x) {
-  kernels::vec_ops().rope(x, t.cos_at(pos), t.sin_at(pos), head_dim, style == RopeStyle::adjacent);
+  kernels::exact_ops().rope(x, t.cos_at(pos), t.sin_at(pos), head_dim, style == RopeStyle::adjacent);
 }
 
 }  // namespace ts::cpu
