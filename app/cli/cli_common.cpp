@@ -21,6 +21,11 @@ void ModelArgs::add_to(CLI::App& app) {
   app.add_option("-t,--threads", threads, "CPU threads (0: all)")->capture_default_str();
   app.add_option("-c,--ctx", ctx, "maximum context in tokens (0: the model's trained context)")->capture_default_str();
   app.add_option("--chunk", chunk, "prefill chunk size")->capture_default_str();
+  app.add_option("--cache-type-k", cache_type_k,
+                 "precision of cached keys: f16, or f32 (1.5x the cache; full-attention logits then equal "
+                 "llama.cpp's CPU results bit for bit)")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
 }
 
 void GenArgs::add_to(CLI::App& app) {

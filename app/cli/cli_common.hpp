@@ -14,6 +14,7 @@ struct ModelArgs {
   int threads = 0;
   int64_t ctx = 0;
   int chunk = 512;
+  std::string cache_type_k = "f16";  // f16 | f32
   void add_to(CLI::App& app);
 };
 

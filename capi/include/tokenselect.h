@@ -68,7 +68,7 @@ extern "C" {
 #endif
 
 #define TS_VERSION_MAJOR 0
-#define TS_VERSION_MINOR 1
+#define TS_VERSION_MINOR 2
 #define TS_VERSION_PATCH 0
 #define TS_VERSION_NUMBER (TS_VERSION_MAJOR * 1000000 + TS_VERSION_MINOR * 1000 + TS_VERSION_PATCH)
 
@@ -227,7 +227,13 @@ typedef struct ts_session_options {
   const char* system_prompt; /* NUL-terminated, borrowed for the call; NULL or "": the chat
                                 format's default (SmolLM2 and Qwen2 templates have one) */
   const char* chat_format;   /* "chatml", "llama3", "llama2"; NULL or "": from the model */
+  /* since 0.2: precision of cached keys (stored before RoPE). TS_KEYS_F16 (default) or
+     TS_KEYS_F32: 1.5x the cache; keys then round to fp16 once, after RoPE, as llama.cpp's
+     cache holds them, and full-attention logits on the CPU equal llama.cpp's bit for bit. */
+  int32_t key_precision;
 } ts_session_options;
+
+typedef enum ts_key_precision { TS_KEYS_F16 = 0, TS_KEYS_F32 = 1 } ts_key_precision;
 
 TS_API void ts_session_options_init(ts_session_options* options);
 

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 # The header this binding was written against.
-VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = 0, 1, 0
+VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = 0, 2, 0
 
 TOKENIZE_ADD_BOS = 1
 TOKENIZE_PARSE_SPECIAL = 2
@@ -212,7 +212,8 @@ class _SelectSettings(ctypes.Structure):
 
 class _SessionOptions(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("n_ctx", c_int64), ("n_threads", c_int32), ("chunk", c_int32),
-                ("select", POINTER(_SelectSettings)), ("system_prompt", c_char_p), ("chat_format", c_char_p)]
+                ("select", POINTER(_SelectSettings)), ("system_prompt", c_char_p), ("chat_format", c_char_p),
+                ("key_precision", c_int32)]
 
 
 class _GenerateOptions(ctypes.Structure):
@@ -656,10 +657,11 @@ class Session(_Handle):
 
     def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 0, chunk: Optional[int] = None,
                  select: Optional[SelectSettings] = None, system_prompt: Optional[str] = None,
-                 chat_format: Optional[str] = None):
+                 chat_format: Optional[str] = None, f32_keys: bool = False):
         """n_ctx 0: the trained context (full attention) or 65536 (TokenSelect); n_threads 0: all
         hardware threads; chunk: prefill chunk in tokens (default 512, at most n_local);
-        system_prompt None: the model's default; chat_format "chatml"/"llama3"/"llama2" or None."""
+        system_prompt None: the model's default; chat_format "chatml"/"llama3"/"llama2" or None;
+        f32_keys: cache keys in f32 (1.5x the cache; full-attention logits then equal llama.cpp's)."""
         lib = _lib()
         self._handle = None
         self._lock = threading.Lock()  # makes cancel() safe against a concurrent close()
@@ -677,6 +679,7 @@ class Session(_Handle):
             opts.system_prompt = _encode(system_prompt)
         if chat_format is not None:
             opts.chat_format = _encode(chat_format)
+        opts.key_precision = 1 if f32_keys else 0  # TS_KEYS_F32 / TS_KEYS_F16
         handle = c_void_p()
         status = lib.ts_session_create(model._h(), byref(opts), byref(handle))
         if status != Status.OK and handle.value:

@@ -150,6 +150,9 @@ TS_API ts_status ts_session_create(const ts_model* model, const ts_session_optio
     const ts_session_options c = capi::read_options(options, ts_session_options_init, kSessionOptionsMin, "ts_session_options");
     ts::SessionOptions o;
     o.n_ctx = c.n_ctx, o.n_threads = c.n_threads, o.chunk = c.chunk;
+    if (c.key_precision != TS_KEYS_F16 && c.key_precision != TS_KEYS_F32)
+      ts::fail(ts::Status::invalid_arg, fmt::format("key_precision must be TS_KEYS_F16 or TS_KEYS_F32 (got {})", c.key_precision));
+    o.keys = c.key_precision == TS_KEYS_F32 ? ts::KeyPrecision::f32 : ts::KeyPrecision::f16;
     o.select = to_runtime(c.select);
     o.validate();
     auto s = std::make_unique<ts_session>();

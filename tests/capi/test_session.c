@@ -460,6 +460,51 @@ static void test_generation_fills_context(void) {
   ts_session_free(tight);
 }
 
+/* key_precision: f32 keys take 1.5x the cache and change the logits in the last bits only;
+ * any other value is refused by name. */
+static void test_key_precision(void) {
+  static const int32_t tokens[] = {504, 2103, 314, 4366, 411, 216, 2520, 28, 253, 4050, 29, 30};
+  const size_t n = sizeof tokens / sizeof tokens[0];
+  ts_session_options o;
+  ts_session *f16 = NULL, *f32 = NULL, *bad = NULL;
+  ts_session_stats st16, st32;
+  const float *l16 = NULL, *l32 = NULL;
+  size_t nv = 0, i, arg16 = 0, arg32 = 0;
+  float max_diff = 0.f;
+  ts_select_settings full;
+  ts_select_settings_init(&full);
+  full.attention = TS_ATTENTION_FULL;
+  ts_session_options_init(&o);
+  CHECK(o.key_precision == TS_KEYS_F16);
+  o.n_ctx = 256, o.n_threads = 2, o.select = &full;
+  CHECK_OK(ts_session_create(g_model, &o, &f16));
+  o.key_precision = TS_KEYS_F32;
+  CHECK_OK(ts_session_create(g_model, &o, &f32));
+  o.key_precision = 7;
+  CHECK_STATUS(ts_session_create(g_model, &o, &bad), TS_ERR_INVALID_ARG);
+  CHECK(bad == NULL && strstr(ts_last_error(), "key_precision") != NULL);
+  if (!f16 || !f32) return;
+  memset(&st16, 0, sizeof st16), memset(&st32, 0, sizeof st32);
+  st16.struct_size = st32.struct_size = sizeof st16;
+  CHECK_OK(ts_session_get_stats(f16, &st16));
+  CHECK_OK(ts_session_get_stats(f32, &st32));
+  CHECK(st16.kv_bytes_per_token == 23040u && st32.kv_bytes_per_token == 34560u); /* 30 x 3 x 64 x (2+2 | 4+2) */
+  CHECK_OK(ts_session_prefill_tokens(f16, tokens, n, NULL, NULL));
+  CHECK_OK(ts_session_prefill_tokens(f32, tokens, n, NULL, NULL));
+  CHECK_OK(ts_session_get_logits(f16, &l16, &nv));
+  CHECK_OK(ts_session_get_logits(f32, &l32, &nv));
+  for (i = 0; i < nv; ++i) {
+    const float d = l16[i] > l32[i] ? l16[i] - l32[i] : l32[i] - l16[i];
+    if (d > max_diff) max_diff = d;
+    if (l16[i] > l16[arg16]) arg16 = i;
+    if (l32[i] > l32[arg32]) arg32 = i;
+  }
+  CHECK(max_diff > 0.f && max_diff < 2.f); /* one rounding of the keys apart */
+  CHECK(arg16 == arg32);
+  ts_session_free(f16);
+  ts_session_free(f32);
+}
+
 /* ts_session_get_select / set_select: round trip, validation naming the field, struct sizes. */
 static void test_select_settings(void) {
   ts_session* s = check_session(g_model, 4096, 0, NULL);
@@ -589,6 +634,7 @@ int main(void) {
 
   test_generation_fills_context();
   test_select_settings();
+  test_key_precision();
   ts_model_free(g_model);
   return check_done();
 }

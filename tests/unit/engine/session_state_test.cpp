@@ -50,6 +50,33 @@ TEST(SessionState, LoadedSessionContinuesIdentically) {
   std::remove(path.c_str());
 }
 
+TEST(SessionState, F32KeysRoundTripAndAreNotMixedWithFp16) {
+  auto m = tiny("tiny-qwen2.gguf");
+  SessionOptions o = select_session();
+  o.keys = KeyPrecision::f32;
+  Session a(m, o);
+  a.prefill(prompt(60));
+  const std::string path = temp_path("ts_state_f32.bin");
+  SessionState::save(a, "", path);
+  GenerateOptions g;
+  g.max_tokens = 6;
+  const GenerateResult ra = a.generate(g);
+  Session b(m, o);
+  SessionState::load(b, path, {});
+  EXPECT_EQ(b.generate(g).tokens, ra.tokens);
+  Session c(m, select_session());  // fp16 keys
+  c.prefill(prompt(5));
+  try {
+    SessionState::load(c, path, {});
+    ADD_FAILURE() << "loaded f32 keys into an fp16 cache";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), Status::invalid_arg);
+    EXPECT_NE(std::string(e.what()).find("f32 keys"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(c.tokens(), prompt(5));
+  std::remove(path.c_str());
+}
+
 TEST(SessionState, BadFilesLeaveTheSessionUnchanged) {
   auto m = tiny("tiny-qwen2.gguf");
   Session a(m, select_session());
