@@ -187,6 +187,7 @@ void install_interrupt_handler() {
   sigaction(SIGINT, &sa, nullptr);
 }
 void clear_interrupted() { g_interrupts.store(0); }
+bool interrupted() { return g_interrupts.load() > 0; }
 InterruptTarget::InterruptTarget(ts_session* s) { g_target.store(s); }
 InterruptTarget::~InterruptTarget() { g_target.store(nullptr); }
 

@@ -84,6 +84,7 @@ class ProgressLine {
 // Ctrl-C cancels the target session's running call; a second Ctrl-C exits at once.
 void install_interrupt_handler();
 void clear_interrupted();
+bool interrupted();  // Ctrl-C pressed since the last clear (for work outside a session)
 // Makes `s` the Ctrl-C target for its lifetime.
 class InterruptTarget {
  public:
@@ -98,5 +99,6 @@ void add_chat_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_mkmodel_command(CLI::App& app);
 
 }  // namespace cli

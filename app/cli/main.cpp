@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   cli::add_info_command(app);
   cli::add_bench_command(app);
   cli::add_eval_command(app);
+  cli::add_mkmodel_command(app);
   cli::install_interrupt_handler();
   try {
     app.parse(argc, argv);
