@@ -1,7 +1,10 @@
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "cpu/exact_ops.hpp"
 

@@ -1,5 +1,8 @@
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "cpu/exact_ops.hpp"
 

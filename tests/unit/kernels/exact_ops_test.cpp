@@ -50,7 +50,7 @@ float lanes32_reference(const float* a, const float* b, int64_t n) {
 
 TEST(ExactOps, DotLanes8IsTheLaneChainForEveryTileShape) {
   std::mt19937 rng(1);
-  for (const auto& [m, n, k] : {std::tuple{1, 1, 8}, {4, 3, 64}, {7, 5, 64}, {13, 11, 136}, {64, 2, 512}}) {
+  for (const auto& [m, n, k] : {std::tuple{1, 1, 8}, {4, 3, 64}, {7, 5, 64}, {13, 11, 136}, {64, 2, 512}, {9, 7, 3000}}) {  // 3000: k in slices
     const auto A = random_vec(rng, size_t(m * k)), B = random_vec(rng, size_t(n * k));
     std::vector<float> C(size_t(m * n));
     exact_ops().dot_lanes8(m, n, k, A.data(), k, B.data(), k, C.data(), m);
@@ -157,6 +157,12 @@ TEST(ExactOps, Avx2BuildGivesThePortableBits) {
   p.dot_lanes8(m, n, k, A.data(), k, B.data(), k, c1.data(), m);
   v.dot_lanes8(m, n, k, A.data(), k, B.data(), k, c2.data(), m);
   EXPECT_TRUE(same_bits(c1, c2));
+  const int64_t kl = 2056;  // the sliced path
+  const auto L1 = random_vec(rng, size_t(5 * kl)), L2 = random_vec(rng, size_t(4 * kl));
+  std::vector<float> d1(20), d2(20);
+  p.dot_lanes8(5, 4, kl, L1.data(), kl, L2.data(), kl, d1.data(), 5);
+  v.dot_lanes8(5, 4, kl, L1.data(), kl, L2.data(), kl, d2.data(), 5);
+  EXPECT_TRUE(same_bits(d1, d2));
   EXPECT_EQ(p.dot_lanes32(A.data(), B.data(), 100), v.dot_lanes32(A.data(), B.data(), 100));
   std::vector<float> a1(size_t(32 * 20), 0.f), a2 = a1, o1(20), o2(20);
   for (int j = 0; j < 50; ++j) {
