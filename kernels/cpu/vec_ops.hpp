@@ -8,7 +8,6 @@ namespace ts::kernels {
 struct VecOps {
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float* y, float a, const float* x, int64_t n);         // y += a*x
-  void (*scale)(float* y, float a, int64_t n);                        // y *= a
   void (*fp16_to_f32)(const uint16_t* x, float* y, int64_t n);
   void (*f32_to_fp16)(const float* x, uint16_t* y, int64_t n);
   // x[i] = exp(x[i] - m); returns the sum (softmax numerators). ~1 ulp from expf.
