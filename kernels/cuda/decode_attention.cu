@@ -4,6 +4,7 @@
 // are rotated with RoPE at their (remapped or true) positions on the fly, since the cache holds
 // them before RoPE; both products run on the tensor cores. Each split writes (max, sum) and an
 // unnormalised output per head; a combine kernel merges the splits.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -29,6 +30,11 @@ __device__ KeySet key_set(const StepState& st) {
   // A reused selection was made when the local window started earlier: the tokens that left the
   // window since are attended too (as on the CPU).
   return {st.c0, st.n_sel, max(st.sel_local_start, st.c0), st.T};
+}
+
+__global__ void write_key_set_kernel(const StepState* st, const int32_t* sel, int32_t* keys, int n) {
+  const KeySet ks = key_set(*st);
+  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) keys[j] = ks.at(sel, j);
 }
 
 // Half-precision words of 16-byte loads, as a flat array.
@@ -266,6 +272,13 @@ void launch_attend(const AttendArgs& a, cudaStream_t stream) {
   attend_combine_kernel<<<dim3(unsigned(a.n_heads), unsigned(a.kv.head_dim / 32)), dim3(32, 8), 0, stream>>>(
       a.part_o, a.part_ml, a.splits, a.n_heads, a.kv.head_dim, a.out);
   check(cudaGetLastError(), "attend_combine_kernel");
+}
+
+void launch_write_key_set(const StepState* state, const int32_t* selected, int32_t* keys, int64_t n,
+                          cudaStream_t stream) {
+  write_key_set_kernel<<<unsigned(std::min<int64_t>((n + 255) / 256, 1024)), 256, 0, stream>>>(state, selected, keys,
+                                                                                              int(n));
+  check(cudaGetLastError(), "write_key_set_kernel");
 }
 
 }  // namespace ts::cuda

@@ -40,6 +40,12 @@ struct LayerSelectBuffers {
 // Sets T of n_layers step states to `T` (set) or adds `delta` (advance: one decode step).
 void launch_set_tokens(StepState* states, int n_layers, int32_t T, cudaStream_t stream);
 void launch_advance_tokens(StepState* states, int n_layers, int32_t delta, cudaStream_t stream);
+// Sets T of n_layers step states to *T (device memory: a recorded step reads its own T).
+void launch_set_tokens_from(StepState* states, int n_layers, const int32_t* T, cudaStream_t stream);
+// Writes the first n entries of the layer's attended set (as the attention kernel forms it from
+// the step state: all of [0, T), or sinks + selection + [tail, T)) as cache indices.
+void launch_write_key_set(const StepState* state, const int32_t* selected, int32_t* keys, int64_t n,
+                          cudaStream_t stream);
 
 // Appends the step's K (before RoPE) and V (fp32, [n_kv_heads][head_dim]) at cache index T - 1.
 void launch_kv_append(const PagedKv& kv, const StepState* state, const float* k, const float* v,

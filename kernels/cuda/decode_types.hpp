@@ -21,15 +21,13 @@ struct PagedKv {
   int32_t head_dim = 0;
 };
 
-// RoPE as two tables of (cos, sin) pairs, so a rotation at any position is one complex product:
-// lo[(p & 63) * half + i] holds the angle (p & 63) * f_i and hi[(p >> 6) * half + i] holds
-// (p >> 6) * 64 * f_i, for pair i of half = head_dim / 2 pairs (computed in double on the host).
+// RoPE as a table of (cos, sin) per position and pair: cs[(p * half + i) * 2 ..] for pair i of
+// half = head_dim / 2, holding the CPU backend's values (its running-product angles, so rotated
+// keys round to fp16 exactly as the CPU's and llama.cpp's do).
 struct RopeTables {
-  const float* lo = nullptr;  // 64 x half x (cos, sin)
-  const float* hi = nullptr;  // ceil(max_pos / 64) x half x (cos, sin)
+  const float* cs = nullptr;  // positions x half x (cos, sin)
   int32_t neox = 0;           // 1: pairs (i, i + d/2) (qwen2); 0: adjacent pairs (2i, 2i+1)
 };
-constexpr int kRopeLoBits = 6;
 
 struct SelectConfig {
   int32_t n_init = 128;
@@ -39,6 +37,7 @@ struct SelectConfig {
   int32_t cache = 1;  // reuse the last selection when cos(fingerprint) >= tau
   int32_t remap = 1;  // RoPE positions are ranks in the attention set
   int32_t full = 0;   // dense causal attention with true positions (the baseline)
+  int32_t fresh = 0;  // select afresh whatever the cache holds (a prefill chunk)
 };
 
 enum StepPlan : int32_t { kPlanDense = 0, kPlanReuse = 1, kPlanSelect = 2 };

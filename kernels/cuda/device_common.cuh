@@ -29,13 +29,20 @@ __device__ __forceinline__ void unpack8(const uint4& u, float (&x)[8]) {
   }
 }
 
-// (cos, sin) of pairs i and i+1 at position pos (i even): lo(pos & 63) rotated by hi(pos >> 6),
-// read as one 16-byte load from each table.
+// (cos, sin) of pairs i and i+1 at position pos (i even): one 16-byte load.
 __device__ __forceinline__ void rope_cs2(const RopeTables& r, int half, int pos, int i, float2& a, float2& b) {
-  const float4 lo = __ldg(reinterpret_cast<const float4*>(r.lo + 2 * ((pos & 63) * half + i)));
-  const float4 hi = __ldg(reinterpret_cast<const float4*>(r.hi + 2 * (int64_t(pos >> kRopeLoBits) * half + i)));
-  a = make_float2(hi.x * lo.x - hi.y * lo.y, hi.y * lo.x + hi.x * lo.y);
-  b = make_float2(hi.z * lo.z - hi.w * lo.w, hi.w * lo.z + hi.z * lo.w);
+  const float4 v = __ldg(reinterpret_cast<const float4*>(r.cs + 2 * (int64_t(pos) * half + i)));
+  a = make_float2(v.x, v.y);
+  b = make_float2(v.z, v.w);
+}
+
+// Rotates the pair (a, b) by (cos, sin) with the CPU's operation order (kernels/cpu/exact_ops:
+// one product rounded, then a fused multiply-add), so that results match it bit for bit.
+__device__ __forceinline__ void rotate_pair(float& a, float& b, float2 cs) {
+  const float na = fmaf(a, cs.x, __fmul_rn(b, -cs.y));
+  const float nb = fmaf(a, cs.y, __fmul_rn(b, cs.x));
+  a = na;
+  b = nb;
 }
 
 // Rotates the chunks c + 4i (i < CH = D/32, 8 elements each) of one head vector that a lane
@@ -52,11 +59,7 @@ __device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTab
         float2 cs[2];
         rope_cs2(r, half, pos, (c + 4 * i) * 4 + p, cs[0], cs[1]);
 #pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const float a = x[i][2 * (p + u)], b = x[i][2 * (p + u) + 1];
-          x[i][2 * (p + u)] = a * cs[u].x - b * cs[u].y;
-          x[i][2 * (p + u) + 1] = b * cs[u].x + a * cs[u].y;
-        }
+        for (int u = 0; u < 2; ++u) rotate_pair(x[i][2 * (p + u)], x[i][2 * (p + u) + 1], cs[u]);
       }
   } else {
 #pragma unroll
@@ -66,11 +69,7 @@ __device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTab
         float2 cs[2];
         rope_cs2(r, half, pos, (c + 4 * i) * 8 + e, cs[0], cs[1]);
 #pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const float a = x[i][e + u], b = x[i + CH / 2][e + u];
-          x[i][e + u] = a * cs[u].x - b * cs[u].y;
-          x[i + CH / 2][e + u] = b * cs[u].x + a * cs[u].y;
-        }
+        for (int u = 0; u < 2; ++u) rotate_pair(x[i][e + u], x[i + CH / 2][e + u], cs[u]);
       }
   }
 }
@@ -134,20 +133,28 @@ __device__ __forceinline__ void tile_scores(float (&acc)[4], const uint32_t (&qa
     }
 }
 
-// Calls f(std::integral_constant<int, G>{}) for the group size G in [1, kMaxGroup], so kernels
-// keep exactly G query heads' registers.
+// Calls f(std::integral_constant<int, N>{}) for n in [1, 8], so that kernels keep exactly N
+// heads' or rows' registers; false for any other n.
+template <class F>
+bool dispatch_1_to_8(int n, F&& f) {
+  switch (n) {
+    case 1: f(std::integral_constant<int, 1>{}); return true;
+    case 2: f(std::integral_constant<int, 2>{}); return true;
+    case 3: f(std::integral_constant<int, 3>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+    case 5: f(std::integral_constant<int, 5>{}); return true;
+    case 6: f(std::integral_constant<int, 6>{}); return true;
+    case 7: f(std::integral_constant<int, 7>{}); return true;
+    case 8: f(std::integral_constant<int, 8>{}); return true;
+  }
+  return false;
+}
+
+// The group size G (query heads per KV head) in [1, kMaxGroup].
 template <class F>
 void dispatch_group(int group, F&& f) {
-  switch (group) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-    case 7: return f(std::integral_constant<int, 7>{});
-    case 8: return f(std::integral_constant<int, 8>{});
-  }
+  static_assert(kMaxGroup == 8);
+  dispatch_1_to_8(group, f);
 }
 
 }  // namespace ts::cuda

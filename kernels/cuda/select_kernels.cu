@@ -29,9 +29,9 @@ constexpr int kPickThreads = 1024;  // two bins per thread
 constexpr int kCompactThreads = 256;
 constexpr int kMaxHeads = 128;
 
-__global__ void set_tokens_kernel(StepState* s, int n, int32_t T, int32_t delta) {
+__global__ void set_tokens_kernel(StepState* s, int n, int32_t T, int32_t delta, const int32_t* T_dev) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) s[i].T = delta ? s[i].T + delta : T;
+  if (i < n) s[i].T = T_dev ? *T_dev : delta ? s[i].T + delta : T;
 }
 
 __global__ void kv_append_kernel(PagedKv kv, const StepState* st, const float* k, const float* v) {
@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(StepState* st, float
   const int64_t budget = int64_t(cfg.n_init) + cfg.k + cfg.n_local;
   if (cfg.full || T <= budget) {
     plan = kPlanDense;
-  } else if (!cfg.cache || !st->fp_valid) {
+  } else if (cfg.fresh || !cfg.cache || !st->fp_valid) {
     plan = kPlanSelect;
   } else {
     // n = heads x head_dim is a multiple of 4: one or two float4 per thread, all loads in flight.
@@ -368,12 +368,17 @@ void launch_scores_impl(const PagedKv& kv, const LayerSelectBuffers& layer, cons
 }  // namespace
 
 void launch_set_tokens(StepState* states, int n_layers, int32_t T, cudaStream_t stream) {
-  set_tokens_kernel<<<(n_layers + 127) / 128, 128, 0, stream>>>(states, n_layers, T, 0);
+  set_tokens_kernel<<<(n_layers + 127) / 128, 128, 0, stream>>>(states, n_layers, T, 0, nullptr);
+  check_launch("set_tokens_kernel");
+}
+
+void launch_set_tokens_from(StepState* states, int n_layers, const int32_t* T, cudaStream_t stream) {
+  set_tokens_kernel<<<(n_layers + 127) / 128, 128, 0, stream>>>(states, n_layers, 0, 0, T);
   check_launch("set_tokens_kernel");
 }
 
 void launch_advance_tokens(StepState* states, int n_layers, int32_t delta, cudaStream_t stream) {
-  set_tokens_kernel<<<(n_layers + 127) / 128, 128, 0, stream>>>(states, n_layers, 0, delta);
+  set_tokens_kernel<<<(n_layers + 127) / 128, 128, 0, stream>>>(states, n_layers, 0, delta, nullptr);
   check_launch("set_tokens_kernel");
 }
 

@@ -4,8 +4,11 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "gguf/gguf_types.hpp"
 
@@ -66,6 +69,42 @@ struct AttentionArgs {
   float* out = nullptr;  // m x n_heads x head_dim
 };
 
+// TokenSelect's settings as a backend that selects on its own device takes them (select/ maps
+// SelectOptions here; the algorithm is DESIGN.md's, computed there instead of on the host).
+struct DeviceSelectConfig {
+  int32_t n_init = 128, n_local = 512, k = 2048;
+  float tau = 0.9f;
+  bool cache = true;  // reuse the last selection when the fingerprint's cosine >= tau
+  bool remap = true;  // RoPE positions are ranks in the attention set
+  bool full = false;  // dense causal attention (the baseline)
+};
+
+// What one layer selected in the last step (positions ascending, their vote scores).
+struct DeviceSelection {
+  std::vector<int32_t> positions;
+  std::vector<float> votes;
+};
+
+// Attention whose KV cache and selection live in the backend's device memory (CUDA): the
+// forward pass hands it each layer's q, k and v instead of kv_store, the host policy and
+// attention over the host KvCache.
+class DeviceAttention {
+ public:
+  virtual ~DeviceAttention() = default;
+  virtual void configure(const DeviceSelectConfig& c) = 0;  // also drops cached selections
+  // Before the layers of a step of m tokens at cache index t0.
+  virtual void begin_step(int64_t t0, int64_t m) = 0;
+  // Stores the step's k and v (m rows of n_kv_heads x head_dim, before RoPE) and writes the
+  // attention of q (m x n_heads x head_dim, before RoPE) into out.
+  virtual void layer(int32_t il, const float* q, const float* k, const float* v, int64_t m, int64_t t0,
+                     float* out) = 0;
+  virtual void truncate(int64_t n) = 0;  // the cache keeps [0, n): cached selections are dropped
+  // Selection-cache hits and misses since configure(); synchronises.
+  virtual void select_counts(int64_t* hits, int64_t* misses) = 0;
+  // Every layer's last selection (empty where the layer attended densely); synchronises.
+  virtual std::vector<DeviceSelection> last_selection() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -97,6 +136,21 @@ class Backend {
   // candidates j in [0, n = c1 - c0), with keys before RoPE. Reads each key once per KV head.
   virtual void selection_scores(const KvLayerView& kv, const float* qbar, int32_t n_heads, int64_t c0, int64_t c1,
                                 float scale, float* scores) = 0;
+
+  // Non-null when attention runs in the backend's own memory (see DeviceAttention).
+  virtual DeviceAttention* device_attention() { return nullptr; }
+  // Runs one forward step's operations. A backend may record a one-token step and replay the
+  // recording for later ones (CUDA graphs), so `ops` must depend only on the tokens and t0
+  // given here and on buffers that stay put; `kind` tells recordings apart.
+  virtual void run_step(std::span<const int32_t> tokens, int64_t t0, int kind, const std::function<void()>& ops) {
+    (void)tokens, (void)t0, (void)kind;
+    ops();
+  }
+  // n floats of backend memory readable on the host (valid until the next call; synchronises).
+  virtual const float* host_view(const float* p, size_t n) {
+    (void)n;
+    return p;
+  }
 };
 
 // The CPU backend (always available). n_threads <= 0: all hardware threads.

@@ -7,6 +7,9 @@
 #include <cstring>
 
 #include "engine/generation.hpp"
+#ifdef TS_HAVE_CUDA
+#include "backend/cuda/cuda_backend.hpp"
+#endif
 #include "tokenizer/tokenizer.hpp"
 #include "util/error.hpp"
 
@@ -55,12 +58,40 @@ static int64_t resolve_ctx(const Model& m, const SessionOptions& o) {
   return o.select.mode == AttentionMode::full ? m.hparams().n_ctx_train : std::max<int64_t>(65536, m.hparams().n_ctx_train);
 }
 
+static DeviceSelectConfig device_config(const SelectOptions& o) {
+  DeviceSelectConfig c;
+  c.n_init = o.n_init;
+  c.n_local = o.n_local;
+  c.k = o.k;
+  c.tau = o.tau;
+  c.cache = o.cache;
+  c.remap = o.positions == PositionMode::remap;
+  c.full = o.mode == AttentionMode::full;
+  return c;
+}
+
+static std::unique_ptr<Backend> make_backend(const Model& m, const SessionOptions& o) {
+  if (o.device == Device::cpu) return make_cpu_backend(o.n_threads);
+#ifdef TS_HAVE_CUDA
+  const HParams& h = m.hparams();
+  CudaBackendShape shape{h.n_layer, h.n_head, h.n_head_kv, h.head_dim, resolve_ctx(m, o), o.chunk, m.rope_params()};
+  std::string why = cuda_backend_unavailable(shape);
+  if (why.empty() && o.keys == KeyPrecision::f32) why = "the CUDA KV cache holds fp16 keys (f32 keys run on the CPU)";
+  if (why.empty()) return make_cuda_backend(shape, device_config(o.select));
+  if (o.device == Device::cuda) fail(Status::unsupported, "CUDA backend: " + why);
+#else
+  (void)m;
+  if (o.device == Device::cuda) fail(Status::unsupported, "CUDA backend: this build has no CUDA support");
+#endif
+  return make_cpu_backend(o.n_threads);
+}
+
 Session::Session(std::shared_ptr<const Model> model, const SessionOptions& opts)
     : model_(std::move(model)),
       opts_(opts),
-      backend_(make_cpu_backend(opts.n_threads)),
+      backend_(make_backend(*model_, opts)),
       kv_(model_->hparams().n_layer, model_->hparams().n_head_kv, model_->hparams().head_dim,
-          resolve_ctx(*model_, opts), opts.keys),
+          resolve_ctx(*model_, opts), opts.keys, backend_->device_attention() == nullptr),
       forward_(std::make_unique<Forward>(*model_, *backend_, opts.chunk)),
       policy_(std::make_unique<TokenSelectPolicy>(*backend_, model_->hparams().n_layer, model_->hparams().n_head,
                                                   model_->hparams().head_dim, opts.select)) {
@@ -70,13 +101,44 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& opts)
 void Session::set_select_options(const SelectOptions& o) {
   o.validate();
   policy_->set_options(o);
+  if (DeviceAttention* da = backend_->device_attention()) {
+    da->configure(device_config(o));
+    device_stats_base_ = {};
+  }
   opts_.select = o;
+}
+
+SelectStats Session::select_stats() const {
+  DeviceAttention* da = backend_->device_attention();
+  if (!da) return policy_->stats();
+  SelectStats s;
+  da->select_counts(&s.cache_hits, &s.cache_misses);
+  s.cache_hits -= device_stats_base_.cache_hits;
+  s.cache_misses -= device_stats_base_.cache_misses;
+  return s;
+}
+
+void Session::reset_select_stats() {
+  policy_->reset_stats();
+  if (DeviceAttention* da = backend_->device_attention()) da->select_counts(&device_stats_base_.cache_hits, &device_stats_base_.cache_misses);
+}
+
+void Session::fetch_selection() {
+  DeviceAttention* da = backend_->device_attention();
+  if (!da) return;
+  std::vector<LayerSelection> layers;
+  for (DeviceSelection& d : da->last_selection()) layers.push_back({std::move(d.positions), std::move(d.votes)});
+  policy_->record_selection(std::move(layers));
 }
 
 Session::~Session() = default;
 
 void Session::step(std::span<const int32_t> tokens, LogitsMode mode) {
+  // A device selects itself: with recording on, its selections are copied into the policy.
+  const bool record_device = backend_->device_attention() && policy_->recording();
+  if (record_device) policy_->begin_step(int64_t(tokens_.size()), int64_t(tokens.size()));  // sizes the counts
   const float* l = forward_->run(tokens, kv_, mode);
+  if (record_device) fetch_selection();
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   if (mode == LogitsMode::last) {
     const int32_t nv = model_->hparams().n_vocab;
@@ -94,6 +156,10 @@ void Session::truncate(int64_t n) {
   tokens_.resize(size_t(n));
   kv_.set_size(n);
   policy_->truncate(n);
+  if (DeviceAttention* da = backend_->device_attention()) {
+    da->truncate(n);
+    device_stats_base_ = {};
+  }
   has_logits_ = false;
 }
 

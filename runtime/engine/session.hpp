@@ -19,12 +19,17 @@
 
 namespace ts {
 
+// Where a session computes: the CUDA backend when this build has it and a GPU can run the
+// model (automatic), or as asked (cuda fails with the reason when it cannot).
+enum class Device { automatic, cpu, cuda };
+
 struct SessionOptions {
   int64_t n_ctx = 0;      // maximum tokens in the cache; 0: the trained context (full) or 64k (tokenselect)
   int32_t n_threads = 0;  // 0: all hardware threads
   int32_t chunk = 512;    // prefill chunk size; TokenSelect runs chunks of at most n_local
   SelectOptions select;   // attention policy: TokenSelect (default) or full
-  KeyPrecision keys = KeyPrecision::f16;  // cached keys; f32 reproduces llama.cpp's logits bit for bit
+  KeyPrecision keys = KeyPrecision::f16;  // cached keys; f32 reproduces llama.cpp's logits bit for bit (CPU)
+  Device device = Device::automatic;
 
   void validate() const;
 };
@@ -101,11 +106,19 @@ class Session {
   int32_t chunk() const;
   const TokenSelectPolicy& policy() const { return *policy_; }
   TokenSelectPolicy& policy() { return *policy_; }
+  // Selection-cache hits and misses, from whichever device selects.
+  SelectStats select_stats() const;
+  void reset_select_stats();
+  // "cpu" or "cuda".
+  std::string backend_name() const { return backend_->name(); }
 
  private:
   friend class Generation;
   friend class SessionState;
   void step(std::span<const int32_t> tokens, LogitsMode mode);
+  // With recording on, a step's selections are copied from the device into the policy (the
+  // CPU policy records its own).
+  void fetch_selection();
 
   std::shared_ptr<const Model> model_;
   SessionOptions opts_;
@@ -118,6 +131,7 @@ class Session {
   bool has_logits_ = false;
   std::atomic<bool> cancel_{false};
   SessionStats stats_;
+  SelectStats device_stats_base_;  // device counts at the last reset
 };
 
 }  // namespace ts

@@ -88,7 +88,18 @@ class Reader {
 
 }  // namespace
 
+namespace {
+// The state holds the KV cache as the CPU keeps it; a GPU session's cache stays on the device.
+void require_host_cache(const Session& s, const char* what) {
+  if (!s.kv().host_storage())
+    fail(Status::unsupported, fmt::format("{} session state: not supported on the {} backend yet (its KV cache "
+                                          "lives in GPU memory); use a CPU session (device cpu)",
+                                          what, s.backend_name()));
+}
+}  // namespace
+
 void SessionState::save(const Session& s, const std::string& extra, const std::string& path) {
+  require_host_cache(s, "saving");
   const HParams& hp = s.model().hparams();
   const SelectOptions& o = s.options().select;
   const std::string cache = s.policy().save_cache();
@@ -132,6 +143,7 @@ void SessionState::save(const Session& s, const std::string& extra, const std::s
 
 void SessionState::load(Session& s, const std::string& path,
                         const std::function<void(const std::string& extra)>& check_extra) {
+  require_host_cache(s, "loading");
   const HParams& hp = s.model().hparams();
   Reader r(path);
   Header h{};

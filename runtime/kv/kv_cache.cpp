@@ -21,11 +21,13 @@ size_t KvCache::available_memory() {
   return SIZE_MAX;  // unknown: do not refuse
 }
 
-KvCache::KvCache(int32_t n_layer, int32_t n_kv_heads, int32_t head_dim, int64_t capacity, KeyPrecision keys)
+KvCache::KvCache(int32_t n_layer, int32_t n_kv_heads, int32_t head_dim, int64_t capacity, KeyPrecision keys,
+                 bool host_storage)
     : n_layer_(n_layer), n_kv_heads_(n_kv_heads), head_dim_(head_dim), capacity_(capacity), keys_(keys) {
   if (capacity < 1) fail(Status::invalid_arg, "KV cache capacity must be at least 1 token");
   const size_t key_bytes = keys == KeyPrecision::f32 ? sizeof(float) : sizeof(uint16_t);
   bytes_per_token_ = size_t(n_layer) * size_t(n_kv_heads) * size_t(head_dim) * (key_bytes + sizeof(uint16_t));
+  if (!host_storage) return;
   const double need = double(bytes_per_token_) * double(capacity);
   const size_t avail = available_memory();
   if (need > double(avail))
@@ -45,18 +47,19 @@ KvCache::~KvCache() {
 }
 
 KvLayerView KvCache::layer(int32_t il) const {
+  KvLayerView v;
+  v.capacity = capacity_;
+  v.n_kv_heads = n_kv_heads_;
+  v.head_dim = head_dim_;
+  if (!base_) return v;
   const size_t per_tensor = size_t(n_kv_heads_) * size_t(capacity_) * size_t(head_dim_);  // elements
   const size_t key_bytes = keys_ == KeyPrecision::f32 ? sizeof(float) : sizeof(uint16_t);
   uint8_t* layer = base_ + size_t(il) * per_tensor * (key_bytes + sizeof(uint16_t));
-  KvLayerView v;
   if (keys_ == KeyPrecision::f32)
     v.k32 = reinterpret_cast<float*>(layer);
   else
     v.k = reinterpret_cast<uint16_t*>(layer);
   v.v = reinterpret_cast<uint16_t*>(layer + per_tensor * key_bytes);
-  v.capacity = capacity_;
-  v.n_kv_heads = n_kv_heads_;
-  v.head_dim = head_dim_;
   return v;
 }
 

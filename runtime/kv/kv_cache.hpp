@@ -13,8 +13,10 @@ namespace ts {
 class KvCache {
  public:
   // Throws ts::Error(out_of_memory) when capacity tokens would not fit in available memory.
+  // Without host storage (the keys and values live on a device: Backend::device_attention)
+  // it only counts tokens, and layer() views hold no arrays.
   KvCache(int32_t n_layer, int32_t n_kv_heads, int32_t head_dim, int64_t capacity,
-          KeyPrecision keys = KeyPrecision::f16);
+          KeyPrecision keys = KeyPrecision::f16, bool host_storage = true);
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -26,6 +28,7 @@ class KvCache {
   void set_size(int64_t n) { size_ = n; }         // after appending, or to truncate
   size_t bytes_per_token() const { return bytes_per_token_; }
   size_t bytes_used() const { return size_t(size_) * bytes_per_token_; }
+  bool host_storage() const { return base_ != nullptr; }
 
   // Available physical memory in bytes (MemAvailable), for checks and messages.
   static size_t available_memory();

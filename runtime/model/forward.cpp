@@ -28,18 +28,8 @@ Forward::~Forward() {
     if (p) be_.free(p);
 }
 
-void Forward::layer(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
+void Forward::host_attention(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
   const HParams& h = model_.hparams();
-  const LayerWeights& w = model_.weights().layers[size_t(il)];
-  be_.rmsnorm(x_, w.attn_norm.data(), m, h.n_embd, h.rms_eps, xn_);
-  const Weight* qkv[3] = {&w.wq, &w.wk, &w.wv};
-  float* qkv_out[3] = {q_, k_, v_};
-  be_.matmul_many(qkv, qkv_out, 3, xn_, m);
-  if (!w.bq.empty()) {
-    be_.add_bias(q_, w.bq.data(), m, h.q_dim());
-    be_.add_bias(k_, w.bk.data(), m, h.kv_dim());
-    be_.add_bias(v_, w.bv.data(), m, h.kv_dim());
-  }
   const KvLayerView view = kv.layer(il);
   be_.kv_store(view, t0, m, k_, v_);
 
@@ -61,6 +51,25 @@ void Forward::layer(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
     a.q_pos = s.q_pos;
   }
   be_.attention(a);
+}
+
+void Forward::layer(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
+  const HParams& h = model_.hparams();
+  const LayerWeights& w = model_.weights().layers[size_t(il)];
+  be_.rmsnorm(x_, w.attn_norm.data(), m, h.n_embd, h.rms_eps, xn_);
+  const Weight* qkv[3] = {&w.wq, &w.wk, &w.wv};
+  float* qkv_out[3] = {q_, k_, v_};
+  be_.matmul_many(qkv, qkv_out, 3, xn_, m);
+  if (!w.bq.empty()) {
+    be_.add_bias(q_, w.bq.data(), m, h.q_dim());
+    be_.add_bias(k_, w.bk.data(), m, h.kv_dim());
+    be_.add_bias(v_, w.bv.data(), m, h.kv_dim());
+  }
+  if (DeviceAttention* da = be_.device_attention()) {
+    da->layer(il, q_, k_, v_, m, t0, att_);
+  } else {
+    host_attention(il, m, kv, t0);
+  }
   be_.matmul(w.wo, att_, m, xn_);
   be_.add(x_, xn_, m * h.n_embd);
 
@@ -82,22 +91,27 @@ const float* Forward::run(std::span<const int32_t> tokens, KvCache& kv, LogitsMo
   if (t0 + m > kv.capacity())
     fail(Status::context_full, fmt::format("context full: {} tokens cached + {} new exceed the context size {}", t0,
                                            m, kv.capacity()));
-  be_.get_rows(model_.weights().token_embd, tokens.data(), m, x_);
-  if (policy_) policy_->begin_step(t0, m);
-  for (int32_t il = 0; il < h.n_layer; ++il) layer(il, m, kv, t0);
-  kv.set_size(t0 + m);
-  if (mode == LogitsMode::none) return nullptr;
-
-  const int64_t rows = mode == LogitsMode::all ? m : 1;
-  const float* src = mode == LogitsMode::all ? x_ : x_ + (m - 1) * h.n_embd;
-  if (!logits_ || logits_rows_ < rows) {
+  const int64_t rows = mode == LogitsMode::all ? m : mode == LogitsMode::last ? 1 : 0;
+  if (rows > 0 && (!logits_ || logits_rows_ < rows)) {
     if (logits_) be_.free(logits_);
     logits_ = be_.alloc(size_t(rows) * size_t(h.n_vocab));
     logits_rows_ = rows;
   }
-  be_.rmsnorm(src, model_.weights().output_norm.data(), rows, h.n_embd, h.rms_eps, xn_);
-  be_.matmul(model_.weights().output, xn_, rows, logits_);
-  return logits_;
+  DeviceAttention* da = be_.device_attention();
+  be_.run_step(tokens, t0, int(mode), [&] {
+    be_.get_rows(model_.weights().token_embd, tokens.data(), m, x_);
+    if (da)
+      da->begin_step(t0, m);
+    else if (policy_)
+      policy_->begin_step(t0, m);
+    for (int32_t il = 0; il < h.n_layer; ++il) layer(il, m, kv, t0);
+    if (rows == 0) return;
+    const float* src = mode == LogitsMode::all ? x_ : x_ + (m - 1) * h.n_embd;
+    be_.rmsnorm(src, model_.weights().output_norm.data(), rows, h.n_embd, h.rms_eps, xn_);
+    be_.matmul(model_.weights().output, xn_, rows, logits_);
+  });
+  kv.set_size(t0 + m);
+  return rows == 0 ? nullptr : be_.host_view(logits_, size_t(rows) * size_t(h.n_vocab));
 }
 
 }  // namespace ts

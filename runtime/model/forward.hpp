@@ -22,6 +22,7 @@ class Forward {
   Forward& operator=(const Forward&) = delete;
 
   // Which keys each layer attends to; null means dense causal attention over the whole cache.
+  // Unused with a backend that attends on its own device (DeviceAttention).
   void set_policy(AttentionPolicy* policy) { policy_ = policy; }
 
   // Appends tokens at cache indices [kv.size(), kv.size() + n) and runs them through the
@@ -33,6 +34,8 @@ class Forward {
 
  private:
   void layer(int32_t il, int64_t m, KvCache& kv, int64_t t0);
+  // kv_store, the policy's plan and attention over the host KvCache (CPU backend).
+  void host_attention(int32_t il, int64_t m, KvCache& kv, int64_t t0);
 
   const Model& model_;
   Backend& be_;

@@ -116,6 +116,14 @@ std::vector<uint64_t> TokenSelectPolicy::binned_counts(int64_t n_tokens, int32_t
   return out;
 }
 
+void TokenSelectPolicy::record_selection(std::vector<LayerSelection> layers) {
+  if (!recording_) return;
+  for (const LayerSelection& l : layers)
+    for (int32_t p : l.positions)
+      if (p >= 0 && size_t(p) < counts_.size()) ++counts_[size_t(p)];
+  last_ = std::move(layers);
+}
+
 void TokenSelectPolicy::begin_step(int64_t t0, int64_t m) {
   if (recording_ && int64_t(counts_.size()) < t0 + m) counts_.resize(size_t(t0 + m), 0);
 }

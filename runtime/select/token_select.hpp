@@ -41,6 +41,9 @@ class TokenSelectPolicy final : public AttentionPolicy {
   void set_recording(bool on) { recording_ = on; }
   bool recording() const { return recording_; }
   const std::vector<LayerSelection>& last_selection() const { return last_; }
+  // Records a step's selections as a device computed them (its backend selects, not this
+  // policy), as plan() records its own: last_selection() and the counts.
+  void record_selection(std::vector<LayerSelection> layers);
   const std::vector<uint32_t>& selection_counts() const { return counts_; }
   void reset_counts() { counts_.assign(counts_.size(), 0); }
   // Heatmap summaries over context positions [0, n_tokens) in n_bins equal bins, so a UI never

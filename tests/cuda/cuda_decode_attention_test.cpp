@@ -15,45 +15,16 @@
 
 #include "backend/backend.hpp"
 #include "backend/cuda/cuda_decode_attention.hpp"
+#include "cuda_test_support.hpp"
 #include "cpu/vec_ops.hpp"
 #include "select/token_select.hpp"
 
 namespace ts {
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                             \
-  do {                                                                 \
-    std::string why;                                                   \
-    if (!cuda_device_available(&why)) GTEST_SKIP() << "no CUDA device: " << why; \
-  } while (0)
+using test::HostKv;
+using test::Shape;
 
-struct Shape {
-  int H, Hkv, D;
-  RopeStyle style;
-};
-
-// A head-major fp16 cache [kv_head][cap][D] of random keys and values, and random queries.
-struct HostKv {
-  int64_t cap;
-  Shape s;
-  std::vector<uint16_t> k, v;
-  HostKv(Shape sh, int64_t capacity, uint32_t seed, float key_scale) : cap(capacity), s(sh) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> nd(0.f, 1.f);
-    std::vector<float> f(size_t(sh.Hkv * cap * sh.D));
-    for (float& x : f) x = nd(rng) * key_scale;
-    k.resize(f.size());
-    kernels::vec_ops().f32_to_fp16(f.data(), k.data(), int64_t(f.size()));
-    for (float& x : f) x = nd(rng);
-    v.resize(f.size());
-    kernels::vec_ops().f32_to_fp16(f.data(), v.data(), int64_t(f.size()));
-  }
-  KvLayerView view() {
-    KvLayerView w;
-    w.k = k.data(), w.v = v.data(), w.capacity = cap, w.n_kv_heads = s.Hkv, w.head_dim = s.D;
-    return w;
-  }
-};
 
 std::vector<float> random_q(const Shape& s, uint32_t seed, float scale) {
   std::mt19937 rng(seed);
@@ -173,7 +144,7 @@ const Shape kQwenLike{28, 4, 128, RopeStyle::neox};
 const Shape kMha{4, 4, 64, RopeStyle::neox};
 
 TEST(CudaDecodeAttention, DenseMatchesCpu) {
-  SKIP_WITHOUT_GPU();
+  TS_SKIP_WITHOUT_GPU();
   for (const Shape& s : {kSmol, kLlama8B, kQwenLike, kMha})
     for (int64_t T : {1, 77, 3000, 20000}) {
       HostKv kv(s, T, uint32_t(T), 1.f);
@@ -218,14 +189,14 @@ void tokenselect_case(const Shape& s, int64_t T, PositionMode pm, uint32_t seed)
 }
 
 TEST(CudaDecodeAttention, TokenSelectMatchesCpu) {
-  SKIP_WITHOUT_GPU();
+  TS_SKIP_WITHOUT_GPU();
   for (const Shape& s : {kSmol, kLlama8B, kQwenLike})
     for (int64_t T : {200, 5000, 40000})
       for (PositionMode pm : {PositionMode::remap, PositionMode::true_pos}) tokenselect_case(s, T, pm, uint32_t(T));
 }
 
 TEST(CudaDecodeAttention, LargeCandidateSetMatchesCpu) {
-  SKIP_WITHOUT_GPU();
+  TS_SKIP_WITHOUT_GPU();
   const Shape s = kSmol;
   const int64_t T = 300000;
   HostKv kv(s, T, 11, 1.5f);
@@ -244,7 +215,7 @@ TEST(CudaDecodeAttention, LargeCandidateSetMatchesCpu) {
 }
 
 TEST(CudaDecodeAttention, TiedVotesTakeTheLowestPositions) {
-  SKIP_WITHOUT_GPU();
+  TS_SKIP_WITHOUT_GPU();
   const Shape s = kSmol;
   const int64_t T = 4000;
   HostKv kv(s, T, 3, 1.f);
@@ -265,7 +236,7 @@ TEST(CudaDecodeAttention, TiedVotesTakeTheLowestPositions) {
 // Decode steps with the selection cache on, replayed from one CUDA graph that advances T on
 // the device: hits and misses and outputs as the CPU policy's on the same steps.
 TEST(CudaDecodeAttention, SelectionCacheAndGraphReplayMatchCpu) {
-  SKIP_WITHOUT_GPU();
+  TS_SKIP_WITHOUT_GPU();
   const Shape s = kSmol;
   const int64_t T0 = 6000, steps = 6;
   HostKv kv(s, T0 + steps, 5, 1.5f);
@@ -313,7 +284,7 @@ TEST(CudaDecodeAttention, SelectionCacheAndGraphReplayMatchCpu) {
 }
 
 TEST(CudaDecodeAttention, RejectsUnsupportedShapes) {
-  SKIP_WITHOUT_GPU();
+  TS_SKIP_WITHOUT_GPU();
   cuda::SelectConfig cfg;
   EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 9, 3, 96, 1024, {}}, cfg), std::runtime_error);
   EXPECT_THROW(CudaDecodeAttention(CudaDecodeShape{1, 32, 2, 64, 1024, {}}, cfg), std::runtime_error);

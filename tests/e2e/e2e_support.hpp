@@ -29,6 +29,7 @@ inline SessionOptions dense_options(int64_t n_ctx, KeyPrecision keys = KeyPrecis
   o.n_ctx = n_ctx;
   o.keys = keys;
   o.n_threads = 2;
+  o.device = Device::cpu;  // the CPU suite (tests/cuda/ compares the GPU with it)
   o.select.mode = AttentionMode::full;
   return o;
 }

@@ -48,6 +48,7 @@ TEST(Passkey, FindsKeyAt4kTokenSelectAndDense) {
     SessionOptions so;
     so.n_ctx = length + 128;
     so.n_threads = 2;
+    so.device = Device::cpu;
     so.select.mode = mode;
     Session s(model, so);
     const char* name = mode == AttentionMode::full ? "full" : "tokenselect";

@@ -53,6 +53,7 @@ class TokenSelectModel : public ::testing::Test {
     SessionOptions o;
     o.n_ctx = kLongest + 64;
     o.n_threads = 2;
+    o.device = Device::cpu;
     o.chunk = 64;
     o.select.mode = AttentionMode::tokenselect;
     o.select.n_init = 16;

@@ -26,6 +26,11 @@ class RopeTable {
   std::vector<float> cos_, sin_;
 };
 
+// (cos, sin) of every pair i < head_dim / 2 at positions [pos0, pos0 + n), as n x half x 2
+// floats: theta_i = pos * base^(-2i/d) as a running float product, the way GGUF runtimes
+// compute it, so rotated keys round the same way as theirs. The CPU table and the GPU's share it.
+void rope_angles(const RopeParams& p, int64_t pos0, int64_t n, float* cs);
+
 // Rotates one head vector x[head_dim] in place at position pos.
 void rope_apply(const RopeTable& t, RopeStyle style, int32_t head_dim, int64_t pos, float* x);
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "backend/cpu/rope_table.hpp"
 #include "cuda/decode_kernels.hpp"
 
 namespace ts {
@@ -23,23 +24,6 @@ bool cuda_device_available(std::string* why) {
   return true;
 }
 
-namespace {
-// (cos, sin) tables of RoPE angles n * step * f_i for n in [0, rows), in double then float.
-std::vector<float> rope_table(const RopeParams& r, int64_t rows, double step) {
-  const int half = r.head_dim / 2;
-  std::vector<float> t(size_t(rows * half * 2));
-  for (int i = 0; i < half; ++i) {
-    double f = std::pow(double(r.freq_base), -2.0 * i / r.head_dim);
-    if (r.freq_factors) f /= r.freq_factors[i];
-    for (int64_t n = 0; n < rows; ++n) {
-      const double a = double(n) * step * f;
-      t[size_t((n * half + i) * 2)] = float(std::cos(a));
-      t[size_t((n * half + i) * 2 + 1)] = float(std::sin(a));
-    }
-  }
-  return t;
-}
-}  // namespace
 
 CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::SelectConfig& cfg)
     : shape_(s), cfg_(cfg) {
@@ -64,12 +48,14 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   std::iota(identity.begin(), identity.end(), 0);
   set_page_order(identity);
 
-  const std::vector<float> lo = rope_table(s.rope, 64, 1.0);
-  const std::vector<float> hi = rope_table(s.rope, (s.capacity + 63) / 64 + 1, 64.0);
-  rope_lo_ = DeviceBuffer<float>(lo.size());
-  rope_hi_ = DeviceBuffer<float>(hi.size());
-  cuda::check(cudaMemcpy(rope_lo_.get(), lo.data(), lo.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
-  cuda::check(cudaMemcpy(rope_hi_.get(), hi.data(), hi.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  // Every position a key or query can take (remapped ranks stay below the capacity).
+  std::vector<float> cs(size_t(s.capacity + 1) * size_t(s.head_dim));
+  cpu::rope_angles(s.rope, 0, s.capacity + 1, cs.data());
+  rope_cs_ = DeviceBuffer<float>(cs.size());
+  // On stream_ (a plain cudaMemcpy from pageable memory is not ordered before its kernels);
+  // set_config() below waits for it, while the vector is alive.
+  cuda::check(cudaMemcpyAsync(rope_cs_.get(), cs.data(), cs.size() * 4, cudaMemcpyHostToDevice, stream_),
+              "cudaMemcpyAsync");
 
   const size_t hd = size_t(s.n_heads) * size_t(s.head_dim);
   states_ = DeviceBuffer<cuda::StepState>(size_t(s.n_layers));
@@ -94,7 +80,7 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   scratch_.votes = votes_.get();
   scratch_.hist = hist_.get();
   scratch_.block_counts = block_counts_.get();
-  cuda::check(cudaMemset(hist_.get(), 0, 2048 * 4), "cudaMemset");
+  cuda::check(cudaMemsetAsync(hist_.get(), 0, 2048 * 4, stream_), "cudaMemsetAsync");
 
   // One wave of the split kernel at most: more splits only lengthen the combine.
   const int resident = cuda::attend_blocks_per_sm(s.head_dim, s.n_heads / s.n_kv_heads) * n_sms_;
@@ -129,7 +115,9 @@ void CudaDecodeAttention::set_page_order(const std::vector<int32_t>& order) {
   std::vector<int32_t> seen(order.size(), 0);
   for (int32_t p : order)
     if (p < 0 || p >= pages_ || seen[size_t(p)]++) throw std::runtime_error("CUDA attention: page order is not a permutation");
-  cuda::check(cudaMemcpy(page_table_.get(), order.data(), order.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  cuda::check(cudaMemcpyAsync(page_table_.get(), order.data(), order.size() * 4, cudaMemcpyHostToDevice, stream_),
+              "cudaMemcpyAsync");
+  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   host_pages_ = order;
 }
 
@@ -143,6 +131,10 @@ cuda::PagedKv CudaDecodeAttention::kv(int layer) const {
   kv.n_kv_heads = shape_.n_kv_heads;
   kv.head_dim = shape_.head_dim;
   return kv;
+}
+
+cuda::RopeTables CudaDecodeAttention::rope_tables() const {
+  return {rope_cs_.get(), shape_.rope.style == RopeStyle::neox ? 1 : 0};
 }
 
 cuda::LayerSelectBuffers CudaDecodeAttention::layer_buffers(int layer) const {
@@ -181,6 +173,24 @@ void CudaDecodeAttention::set_tokens(int32_t T) {
 }
 
 void CudaDecodeAttention::advance_tokens(int32_t delta) { cuda::launch_advance_tokens(states_.get(), shape_.n_layers, delta, stream_); }
+
+void CudaDecodeAttention::set_tokens_from(const int32_t* T_dev) {
+  cuda::launch_set_tokens_from(states_.get(), shape_.n_layers, T_dev, stream_);
+}
+
+void CudaDecodeAttention::select_chunk(int layer, const float* qmean) {
+  const cuda::LayerSelectBuffers lb = layer_buffers(layer);
+  cuda::SelectConfig fresh = cfg_;
+  fresh.fresh = 1;
+  cuda::launch_plan(lb, qmean, shape_.n_heads, shape_.head_dim, fresh, scratch_, nullptr, stream_);
+  if (!cfg_.full)
+    cuda::launch_select(kv(layer), lb, qmean, shape_.n_heads, 1.f / std::sqrt(float(shape_.head_dim)), scratch_,
+                        stream_);
+}
+
+void CudaDecodeAttention::write_key_set(int layer, int32_t* keys, int64_t n) {
+  cuda::launch_write_key_set(layer_buffers(layer).state, layer_buffers(layer).selected, keys, n, stream_);
+}
 
 void CudaDecodeAttention::plan_splits(int64_t max_keys) {
   splits_ = int(std::clamp<int64_t>((max_keys + 63) / 64, 1, max_splits_));
@@ -248,7 +258,7 @@ void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* o
   a.q = q_dev;
   a.n_heads = shape_.n_heads;
   a.scale = scale;
-  a.rope = {rope_lo_.get(), rope_hi_.get(), shape_.rope.style == RopeStyle::neox ? 1 : 0};
+  a.rope = rope_tables();
   a.remap = cfg_.full ? 0 : cfg_.remap;
   a.splits = splits_;
   a.part_o = part_o_.get();

@@ -49,6 +49,7 @@ class CudaDecodeAttention {
   // Sets the number of cached tokens T of every layer, or adds delta (a decode step); async.
   void set_tokens(int32_t T);
   void advance_tokens(int32_t delta);
+  void set_tokens_from(const int32_t* T_dev);  // T read from device memory when the kernel runs
   // Splits of the attention per KV head, chosen for at most max_keys attended keys.
   void plan_splits(int64_t max_keys);
   int splits() const { return splits_; }
@@ -61,8 +62,18 @@ class CudaDecodeAttention {
   // attention over the planned set.
   void plan_and_select(int layer, const float* q_dev);
   void attend_planned(int layer, const float* q_dev, float* out_dev);
+  // A prefill chunk: the plan (no reuse) and, above the budget, the selection by the chunk's
+  // mean query qmean (n_heads x head_dim); then the attended set as n cache indices (n as the
+  // host computes it from T and the settings).
+  void select_chunk(int layer, const float* qmean);
+  void write_key_set(int layer, int32_t* keys, int64_t n);
+  const cuda::SelectConfig& config() const { return cfg_; }
   // The scoring kernel alone over the layer's current candidates (benchmark only).
   void score_only(int layer, const float* q_dev);
+
+  // The layer's paged cache and the RoPE tables, for the prefill attention over the same pages.
+  cuda::PagedKv kv(int layer) const;
+  cuda::RopeTables rope_tables() const;
 
   struct Stats {
     int64_t hits = 0, misses = 0;
@@ -76,7 +87,6 @@ class CudaDecodeAttention {
   Selection selection(int layer) const;  // synchronises
 
  private:
-  cuda::PagedKv kv(int layer) const;
   cuda::LayerSelectBuffers layer_buffers(int layer) const;
 
   CudaDecodeShape shape_;
@@ -89,7 +99,7 @@ class CudaDecodeAttention {
   int splits_ = 1, max_splits_ = 1;
   DeviceBuffer<uint16_t> k_, v_;  // n_layers x pages x n_kv_heads x page x head_dim
   DeviceBuffer<int32_t> page_table_;
-  DeviceBuffer<float> rope_lo_, rope_hi_;
+  DeviceBuffer<float> rope_cs_;  // (capacity + 1) x head_dim / 2 x (cos, sin)
   DeviceBuffer<cuda::StepState> states_;
   DeviceBuffer<float> fingerprints_, selected_votes_;
   DeviceBuffer<int32_t> selected_;

@@ -1,0 +1,195 @@
+// The whole default model on the CUDA backend against the CPU backend (the reference): logits of
+// every position of the llama.cpp golden prompts (dense attention, prefill path), one-token decode
+// steps (GEMV kernels, decode attention, CUDA graph replay), and TokenSelect with a
+// small budget so that selection runs on a 2k-token prompt. Skips without a GPU or the model.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "../e2e/e2e_support.hpp"
+#include "backend/cuda/cuda_decode_attention.hpp"
+
+namespace ts {
+namespace {
+
+struct Compare {
+  int64_t positions = 0, same_top1 = 0, clear = 0, clear_same = 0;
+  double max_diff = 0;
+};
+
+// Top-1 agreement of two logit matrices (rows of n_vocab), overall and where the CPU's top-2
+// margin is at least 0.5 (a clear decision), and the largest difference of a CPU top logit.
+void compare_rows(const std::vector<float>& cpu, const std::vector<float>& gpu, int32_t nv, Compare& c) {
+  for (size_t r = 0; r < cpu.size() / size_t(nv); ++r) {
+    const float* a = cpu.data() + r * size_t(nv);
+    const float* b = gpu.data() + r * size_t(nv);
+    const int32_t ta = test::argmax(a, nv), tb = test::argmax(b, nv);
+    float second = -1e30f;
+    for (int32_t j = 0; j < nv; ++j)
+      if (j != ta) second = std::max(second, a[j]);
+    const bool clear = a[ta] - second >= 0.5f;
+    ++c.positions;
+    c.same_top1 += ta == tb;
+    c.clear += clear;
+    c.clear_same += clear && ta == tb;
+    c.max_diff = std::max(c.max_diff, double(std::fabs(a[ta] - b[ta])));
+  }
+}
+
+SessionOptions options(Device d, AttentionMode mode, int64_t n_ctx) {
+  SessionOptions o = test::dense_options(n_ctx);
+  o.device = d;
+  o.select.mode = mode;
+  return o;
+}
+
+std::vector<int32_t> greedy(Session& s, std::span<const int32_t> prompt, int n) {
+  s.prefill(prompt);
+  std::vector<int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    const int32_t t = test::argmax(s.logits(), s.model().hparams().n_vocab);
+    out.push_back(t);
+    s.prefill(std::span<const int32_t>(&t, 1));
+  }
+  return out;
+}
+
+class CudaModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!cuda_device_available(&why)) GTEST_SKIP() << "no CUDA device: " << why;
+    path_ = test::default_model_path();
+    if (path_.empty()) GTEST_SKIP() << "default model missing: run packaging/fetch-model.sh";
+    model_ = Model::load(path_);
+    golden_ = test::read_json(std::string(TS_TEST_DATA) + "/reference/smollm2.json");
+  }
+  std::string path_;
+  std::shared_ptr<const Model> model_;
+  nlohmann::json golden_;
+};
+
+TEST_F(CudaModel, LogitsMatchCpu) {
+  const int32_t nv = model_->hparams().n_vocab;
+  Session cpu(model_, options(Device::cpu, AttentionMode::full, 4096));
+  Session gpu(model_, options(Device::cuda, AttentionMode::full, 4096));
+  ASSERT_EQ(gpu.backend_name(), "cuda");
+  Compare c;
+  for (const auto& p : golden_["logits"]) {
+    const std::vector<int32_t> tokens = p["tokens"].get<std::vector<int32_t>>();
+    cpu.truncate(0);
+    gpu.truncate(0);
+    Compare one;
+    compare_rows(cpu.eval_all(tokens), gpu.eval_all(tokens), nv, one);
+    std::printf("  %-13s %4lld positions, top-1 same at %lld, max |diff| %.4f\n", p["name"].get<std::string>().c_str(),
+                (long long)one.positions, (long long)one.same_top1, one.max_diff);
+    c.positions += one.positions, c.same_top1 += one.same_top1, c.clear += one.clear, c.clear_same += one.clear_same;
+    c.max_diff = std::max(c.max_diff, one.max_diff);
+  }
+  const double agree = double(c.same_top1) / double(c.positions);
+  std::printf("CUDA vs CPU logits: %lld positions, top-1 %.2f%%, where the CPU's margin >= 0.5: %.2f%% of %lld, "
+              "max |diff| of the CPU's top logit %.4f\n",
+              (long long)c.positions, 100 * agree, 100.0 * double(c.clear_same) / double(c.clear), (long long)c.clear,
+              c.max_diff);
+  // Measured on an H200: 97.15% and 1,992 of 1,995 clear decisions. Every operation matches the
+  // CPU to its last bits or nearly (tests above), but 8-bit activations turn any last-bit
+  // difference into a whole quantisation step downstream, so near-ties flip (the CPU with fp16
+  // keys against llama.cpp, one key rounding apart, agrees on 97.4%). Bounds that a wrong
+  // kernel fails: a race in the weight uploads gave 96.5% and 98.9% of clear decisions.
+  EXPECT_GE(agree, 0.96);
+  EXPECT_GE(double(c.clear_same), 0.995 * double(c.clear));
+}
+
+// One-token steps (GEMV kernels, decode attention, CUDA graph replay), teacher-forced with the
+// CPU's greedy tokens so that one near-tie does not send the two runs down different texts.
+TEST_F(CudaModel, DecodeStepsMatchCpu) {
+  const int32_t nv = model_->hparams().n_vocab;
+  Session cpu(model_, options(Device::cpu, AttentionMode::full, 4096));
+  Session gpu(model_, options(Device::cuda, AttentionMode::full, 4096));
+  Compare c;
+  int identical = 0, prompts = 0;
+  for (const auto& g : golden_["greedy"]) {
+    const std::vector<int32_t> prompt = g["prompt_tokens"].get<std::vector<int32_t>>();
+    cpu.truncate(0);
+    gpu.truncate(0);
+    cpu.prefill(prompt);
+    gpu.prefill(prompt);
+    bool same = true;
+    for (int i = 0; i < 32; ++i) {
+      const std::vector<float> a(cpu.logits(), cpu.logits() + nv), b(gpu.logits(), gpu.logits() + nv);
+      const int64_t before = c.same_top1;
+      compare_rows(a, b, nv, c);
+      same = same && c.same_top1 > before;
+      const int32_t t = test::argmax(a.data(), nv);
+      cpu.prefill(std::span<const int32_t>(&t, 1));
+      gpu.prefill(std::span<const int32_t>(&t, 1));
+    }
+    identical += same;
+    ++prompts;
+  }
+  const double agree = double(c.same_top1) / double(c.positions);
+  std::printf("decode steps, CUDA vs CPU (teacher-forced): top-1 %.2f%% of %lld steps, where the CPU's margin >= 0.5: "
+              "%.2f%% of %lld; max |diff| %.4f; all 32 steps the same for %d of %d prompts\n",
+              100 * agree, (long long)c.positions, 100.0 * double(c.clear_same) / double(c.clear), (long long)c.clear,
+              c.max_diff, identical, prompts);
+  EXPECT_GE(agree, 0.95);
+  EXPECT_GE(double(c.clear_same), 0.99 * double(c.clear));
+}
+
+// TokenSelect with n_init 16, k 128, n_local 64 on the 2,181-token golden prompt: chunks of 64
+// select by their mean query on the device; then 16 decode steps with the selection cache.
+TEST_F(CudaModel, TokenSelectMatchesCpu) {
+  const int32_t nv = model_->hparams().n_vocab;
+  std::vector<int32_t> tokens;
+  for (const auto& p : golden_["logits"])
+    if (p["name"] == "long_genesis") tokens = p["tokens"].get<std::vector<int32_t>>();
+  ASSERT_GT(tokens.size(), 2000u);
+  auto opts = [&](Device d) {
+    SessionOptions o = options(d, AttentionMode::tokenselect, 4096);
+    o.chunk = 64;
+    o.select.n_init = 16;
+    o.select.n_local = 64;
+    o.select.k = 128;
+    return o;
+  };
+  Session cpu(model_, opts(Device::cpu)), gpu(model_, opts(Device::cuda));
+  Compare c;
+  compare_rows(cpu.eval_all(tokens), gpu.eval_all(tokens), nv, c);
+  const double agree = double(c.same_top1) / double(c.positions);
+  std::printf("TokenSelect prefill, CUDA vs CPU: top-1 %.2f%% of %lld positions (clear decisions %.2f%%)\n",
+              100 * agree, (long long)c.positions, 100.0 * double(c.clear_same) / double(c.clear));
+  EXPECT_GE(agree, 0.92);  // measured 93.9%: selection multiplies the near-ties (98.9-99.2% clear)
+  EXPECT_GE(double(c.clear_same), 0.98 * double(c.clear));
+
+  // The last chunk's selections, layer by layer: overlap of the selected sets.
+  cpu.policy().set_recording(true);
+  gpu.policy().set_recording(true);  // copies the device's selections back after each step
+  const std::vector<int32_t> tail{tokens.back()};
+  cpu.prefill(tail);
+  gpu.prefill(tail);
+  const auto& a = cpu.policy().last_selection();
+  const auto& b = gpu.policy().last_selection();
+  ASSERT_EQ(a.size(), b.size());
+  double min_overlap = 1;
+  for (size_t l = 0; l < a.size(); ++l) {
+    ASSERT_EQ(a[l].positions.size(), b[l].positions.size()) << "layer " << l;
+    const std::set<int32_t> sa(a[l].positions.begin(), a[l].positions.end());
+    size_t common = 0;
+    for (int32_t p : b[l].positions) common += sa.count(p);
+    min_overlap = std::min(min_overlap, double(common) / double(std::max<size_t>(1, sa.size())));
+  }
+  std::printf("selected sets after one decode step: smallest per-layer overlap %.1f%% of %zu tokens\n",
+              100 * min_overlap, a.empty() ? size_t(0) : a[0].positions.size());
+  EXPECT_GE(min_overlap, 0.85);  // measured 93%
+
+  const std::vector<int32_t> ga = greedy(cpu, tail, 16), gb = greedy(gpu, tail, 16);
+  const size_t same = size_t(std::mismatch(ga.begin(), ga.end(), gb.begin()).first - ga.begin());
+  std::printf("TokenSelect greedy decode: identical for %zu of 16 tokens; GPU cache hits %lld misses %lld\n", same,
+              (long long)gpu.select_stats().cache_hits, (long long)gpu.select_stats().cache_misses);
+  EXPECT_GT(gpu.select_stats().cache_misses, 0);
+}
+
+}  // namespace
+}  // namespace ts

@@ -1,0 +1,194 @@
+// The CUDA prefill (chunk) attention against CpuBackend::attention: dense and sparse attended
+// sets, remapped and true RoPE positions, both RoPE pairings, group sizes 3, 4 and 8, an
+// identity and a shuffled page table, and query sub-blocks forced by small scratch budgets.
+// Skips without a GPU.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/cuda/cuda_decode_attention.hpp"
+#include "backend/cuda/cuda_prefill_attention.hpp"
+#include "backend/cuda/device_buffer.hpp"
+#include "cuda_test_support.hpp"
+#include "cpu/vec_ops.hpp"
+
+namespace ts {
+namespace {
+
+using test::HostKv;
+using test::Shape;
+
+
+const Shape kSmol{9, 3, 64, RopeStyle::adjacent};
+const Shape kQwenLike{32, 8, 128, RopeStyle::neox};
+const Shape kGroup8{8, 1, 128, RopeStyle::adjacent};
+
+constexpr int64_t kHostTokens = 2112;     // covers every case's keys and queries
+constexpr int64_t kDeviceCapacity = 4096;
+constexpr int64_t kQueries = 64;
+
+RopeParams rope_of(const Shape& s) { return {s.style, s.D, 10000.f, nullptr}; }
+
+// kQueries queries at q_first over a set: `keys` ascending, or (empty) all of [0, n_keys).
+struct Case {
+  std::string name;
+  std::vector<int32_t> keys;
+  int64_t n_keys;
+  int64_t q_first;
+  bool remap;
+  std::vector<float> q;
+};
+
+// Sinks 0..15, 300 random indices below 2000, the local window 2000..2063 holding the queries.
+Case sparse_case(bool remap, uint32_t seed) {
+  std::vector<int32_t> middle(2000 - 16);
+  std::iota(middle.begin(), middle.end(), 16);
+  std::shuffle(middle.begin(), middle.end(), std::mt19937(seed));
+  middle.resize(300);
+  std::vector<int32_t> keys(16);
+  std::iota(keys.begin(), keys.end(), 0);
+  keys.insert(keys.end(), middle.begin(), middle.end());
+  for (int32_t t = 2000; t < 2000 + kQueries; ++t) keys.push_back(t);
+  std::sort(keys.begin(), keys.end());
+  const int64_t n = int64_t(keys.size());
+  return {remap ? "sparse remap" : "sparse true positions", std::move(keys), n, 2000, remap, {}};
+}
+
+Case dense_case() { return {"dense", {}, 1000 + kQueries, 1000, false, {}}; }
+
+std::vector<float> random_q(const Shape& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> q(size_t(kQueries * s.H * s.D));
+  for (float& x : q) x = nd(rng);
+  return q;
+}
+
+std::vector<float> cpu_attention(HostKv& kv, const Case& c) {
+  const Shape& s = kv.s;
+  std::vector<int32_t> set = c.keys;
+  if (set.empty()) {
+    set.resize(size_t(c.n_keys));
+    std::iota(set.begin(), set.end(), 0);
+  }
+  std::vector<int32_t> key_pos(set.size()), q_pos(static_cast<size_t>(kQueries));
+  std::iota(key_pos.begin(), key_pos.end(), 0);
+  for (int64_t i = 0; i < kQueries; ++i)
+    q_pos[size_t(i)] = int32_t(std::lower_bound(set.begin(), set.end(), int32_t(c.q_first + i)) - set.begin());
+  std::vector<float> out(c.q.size());
+  AttentionArgs a;
+  a.q = c.q.data();
+  a.m = kQueries;
+  a.n_heads = s.H;
+  a.kv = kv.view();
+  a.q_first = c.q_first;
+  a.keys = c.keys.empty() ? nullptr : c.keys.data();
+  a.n_keys = c.n_keys;
+  a.key_pos = c.remap ? key_pos.data() : nullptr;
+  a.q_pos = c.remap ? q_pos.data() : nullptr;
+  a.rope = rope_of(s);
+  a.scale = 1.f / std::sqrt(float(s.D));
+  a.out = out.data();
+  make_cpu_backend(1)->attention(a);
+  return out;
+}
+
+template <class T>
+DeviceBuffer<T> to_device(const std::vector<T>& h, cudaStream_t st) {
+  DeviceBuffer<T> d(h.size());
+  if (!h.empty())
+    cuda::check(cudaMemcpyAsync(d.get(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice, st),
+                "cudaMemcpyAsync");
+  return d;
+}
+
+std::vector<float> gpu_attention(CudaDecodeAttention& att, CudaPrefillAttention& pf, const Case& c) {
+  const CudaDecodeShape& s = att.shape();
+  cudaStream_t st = att.stream();
+  DeviceBuffer<int32_t> keys = to_device(c.keys, st);
+  DeviceBuffer<float> q = to_device(c.q, st), out(c.q.size());
+  cuda::check(cudaMemsetAsync(out.get(), 0xff, c.q.size() * 4, st), "cudaMemsetAsync");  // NaN: unwritten shows
+  PrefillAttentionArgs a;
+  a.kv = att.kv(0);
+  a.rope = att.rope_tables();
+  a.keys = c.keys.empty() ? nullptr : keys.get();
+  a.n_keys = c.n_keys;
+  a.remap = c.remap;
+  a.q = q.get();
+  a.m = kQueries;
+  a.q_first = c.q_first;
+  a.n_heads = s.n_heads;
+  a.scale = 1.f / std::sqrt(float(s.head_dim));
+  a.out = out.get();
+  pf.run(a);
+  std::vector<float> o(c.q.size());
+  cuda::check(cudaMemcpyAsync(o.data(), out.get(), o.size() * 4, cudaMemcpyDeviceToHost, st), "cudaMemcpyAsync");
+  cuda::check(cudaStreamSynchronize(st), "cudaStreamSynchronize");
+  return o;
+}
+
+double max_abs_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double e = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    e = std::max(e, double(std::abs(a[i] - b[i])));
+  }
+  return e;
+}
+
+TEST(CudaPrefillAttention, MatchesCpu) {
+  TS_SKIP_WITHOUT_GPU();
+  for (const Shape& s : {kSmol, kQwenLike, kGroup8}) {
+    HostKv kv(s, kHostTokens, uint32_t(s.H * 100 + s.D), 1.5f);
+    // Sparse sets first, so the dense one grows the gathered buffers of a used object.
+    std::vector<Case> cases = {sparse_case(true, 1), sparse_case(false, 2), dense_case()};
+    std::vector<std::vector<float>> refs;
+    for (size_t c = 0; c < cases.size(); ++c) {
+      cases[c].q = random_q(s, uint32_t(10 + c));
+      refs.push_back(cpu_attention(kv, cases[c]));
+    }
+    for (bool shuffled : {false, true}) {
+      CudaDecodeAttention att(CudaDecodeShape{1, s.H, s.Hkv, s.D, kDeviceCapacity, rope_of(s)}, cuda::SelectConfig{});
+      if (shuffled) {
+        std::vector<int32_t> order(size_t(kDeviceCapacity >> cuda::kPageShift));
+        std::iota(order.begin(), order.end(), 0);
+        std::shuffle(order.begin(), order.end(), std::mt19937(7));
+        att.set_page_order(order);
+      }
+      att.upload_kv(0, kv.k.data(), kv.v.data(), kHostTokens, kHostTokens);
+      // 1 GiB: one sub-block; 1 MiB: several, the last one shorter; 1 byte: one query each.
+      for (size_t scratch : {size_t(1) << 30, size_t(1) << 20, size_t(1)}) {
+        CudaPrefillAttention pf(att.stream(), scratch);
+        for (size_t c = 0; c < cases.size(); ++c)
+          EXPECT_LE(max_abs_error(gpu_attention(att, pf, cases[c]), refs[c]), 2e-3)
+              << cases[c].name << ", H " << s.H << " Hkv " << s.Hkv << " D " << s.D << ", pages "
+              << (shuffled ? "shuffled" : "in order") << ", scratch " << scratch;
+      }
+    }
+  }
+}
+
+TEST(CudaPrefillAttention, RejectsUnsupportedShapes) {
+  TS_SKIP_WITHOUT_GPU();
+  CudaPrefillAttention pf(nullptr);
+  PrefillAttentionArgs a;
+  a.m = 1;
+  a.n_keys = 1;
+  a.kv.n_kv_heads = 3;
+  a.n_heads = 9;
+  a.kv.head_dim = 96;
+  EXPECT_THROW(pf.run(a), std::runtime_error);
+  a.kv.head_dim = 64;
+  a.kv.n_kv_heads = 2;
+  EXPECT_THROW(pf.run(a), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace ts
