@@ -26,6 +26,9 @@ void ModelArgs::add_to(CLI::App& app) {
                  "llama.cpp's CPU results bit for bit)")
       ->check(CLI::IsMember({"f16", "f32"}))
       ->capture_default_str();
+  app.add_option("--device", device, "where to compute: auto (the GPU when one can run the model), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
 }
 
 void GenArgs::add_to(CLI::App& app) {

@@ -15,6 +15,7 @@ struct ModelArgs {
   int64_t ctx = 0;
   int chunk = 512;
   std::string cache_type_k = "f16";  // f16 | f32
+  std::string device = "auto";        // auto | cpu | cuda
   void add_to(CLI::App& app);
 };
 

@@ -33,6 +33,7 @@ struct Row {
   std::optional<double> hit_rate;  // selection cache, over the decode steps; none when nothing was selected
   int64_t cache_hits = 0, cache_misses = 0, selecting_steps = 0, dense_steps = 0;
   uint64_t kv_bytes_per_token = 0;
+  bool gpu = false;
 };
 
 // Ordinary (non-control) tokens, those that render as text without RENDER_SPECIAL, in a fixed
@@ -77,6 +78,7 @@ Row measure(const ts_model* m, const BenchArgs& a, const std::vector<int32_t>& t
   if (mode == TS_ATTENTION_TOKENSELECT && st.select_cache_hits + st.select_cache_misses > 0)
     r.hit_rate = double(st.select_cache_hits) / double(st.select_cache_hits + st.select_cache_misses);
   r.kv_bytes_per_token = st.kv_bytes_per_token;
+  r.gpu = st.device == TS_DEVICE_CUDA;
   return r;
 }
 
@@ -122,10 +124,12 @@ void bench(const BenchArgs& a) {
                    {"selection_cache_misses", r.cache_misses},
                    {"selecting_layer_steps", r.selecting_steps},
                    {"dense_layer_steps", r.dense_steps},
-                   {"kv_bytes_per_token", r.kv_bytes_per_token}});
+                   {"kv_bytes_per_token", r.kv_bytes_per_token},
+                   {"device", r.gpu ? "cuda" : "cpu"}});
     std::cout << j.dump(2) << "\n";
     return;
   }
+  fmt::print("computed on the {}\n\n", !rows.empty() && rows[0].gpu ? "GPU (CUDA backend)" : "CPU");
   fmt::print(
       "| context | attention   | prefill tok/s | time to first token (s) | decode tok/s | attention ms/decode step* | "
       "selection-cache hit rate | KV bytes/token |\n");

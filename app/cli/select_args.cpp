@@ -60,6 +60,7 @@ SessionPtr open_session(const ts_model* m, const ModelArgs& ma, const SelectArgs
   o.n_threads = ma.threads;
   o.chunk = ma.chunk;  // the library runs TokenSelect chunks of at most n_local
   o.key_precision = ma.cache_type_k == "f32" ? TS_KEYS_F32 : TS_KEYS_F16;
+  o.device = ma.device == "cpu" ? TS_DEVICE_CPU : ma.device == "cuda" ? TS_DEVICE_CUDA : TS_DEVICE_AUTO;
   o.select = &sel;
   if (gen && !gen->system.empty()) o.system_prompt = gen->system.c_str();  // else the model's own
   if (gen && !gen->chat_format.empty()) o.chat_format = gen->chat_format.c_str();

@@ -68,7 +68,7 @@ extern "C" {
 #endif
 
 #define TS_VERSION_MAJOR 0
-#define TS_VERSION_MINOR 2
+#define TS_VERSION_MINOR 3
 #define TS_VERSION_PATCH 0
 #define TS_VERSION_NUMBER (TS_VERSION_MAJOR * 1000000 + TS_VERSION_MINOR * 1000 + TS_VERSION_PATCH)
 
@@ -231,9 +231,15 @@ typedef struct ts_session_options {
      TS_KEYS_F32: 1.5x the cache; keys then round to fp16 once, after RoPE, as llama.cpp's
      cache holds them, and full-attention logits on the CPU equal llama.cpp's bit for bit. */
   int32_t key_precision;
+  /* since 0.3: where the session computes (a ts_device value; 64 bits wide so that it lies past
+     0.2's struct size, not in its trailing padding, which an 0.2 caller never sets). TS_DEVICE_AUTO (default): the GPU when the library
+     was built with CUDA and a GPU can run the model (head size 64 or 128, fp16 keys), else the
+     CPU; TS_DEVICE_CPU; TS_DEVICE_CUDA: the GPU or TS_ERR_UNSUPPORTED saying why not. */
+  int64_t device;
 } ts_session_options;
 
 typedef enum ts_key_precision { TS_KEYS_F16 = 0, TS_KEYS_F32 = 1 } ts_key_precision;
+typedef enum ts_device { TS_DEVICE_AUTO = 0, TS_DEVICE_CPU = 1, TS_DEVICE_CUDA = 2 } ts_device;
 
 TS_API void ts_session_options_init(ts_session_options* options);
 
@@ -385,7 +391,8 @@ typedef struct ts_session_stats {
   int64_t select_cache_hits;     /* layer-steps that reused the last selection */
   int64_t select_cache_misses;   /* layer-steps that selected afresh */
   int64_t selecting_steps;       /* layer-steps above the budget (selection in use) */
-  int64_t dense_steps;           /* layer-steps that attended everything */
+  int64_t dense_steps;           /* layer-steps that attended everything (CPU; 0 on the GPU) */
+  int32_t device;                /* since 0.3: TS_DEVICE_CPU or TS_DEVICE_CUDA */
 } ts_session_stats;
 
 TS_API ts_status ts_session_get_stats(const ts_session* session, ts_session_stats* stats);

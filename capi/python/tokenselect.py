@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 # The header this binding was written against.
-VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = 0, 2, 0
+VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = 0, 3, 0
 
 TOKENIZE_ADD_BOS = 1
 TOKENIZE_PARSE_SPECIAL = 2
@@ -213,7 +213,7 @@ class _SelectSettings(ctypes.Structure):
 class _SessionOptions(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("n_ctx", c_int64), ("n_threads", c_int32), ("chunk", c_int32),
                 ("select", POINTER(_SelectSettings)), ("system_prompt", c_char_p), ("chat_format", c_char_p),
-                ("key_precision", c_int32)]
+                ("key_precision", c_int32), ("device", c_int64)]
 
 
 class _GenerateOptions(ctypes.Structure):
@@ -228,7 +228,8 @@ class _SessionStats(ctypes.Structure):
                 ("kv_bytes_per_token", c_uint64), ("kv_bytes_used", c_uint64), ("prefill_tokens", c_int64),
                 ("prefill_seconds", c_double), ("decode_tokens", c_int64), ("decode_seconds", c_double),
                 ("first_token_seconds", c_double), ("select_cache_hits", c_int64),
-                ("select_cache_misses", c_int64), ("selecting_steps", c_int64), ("dense_steps", c_int64)]
+                ("select_cache_misses", c_int64), ("selecting_steps", c_int64), ("dense_steps", c_int64),
+                ("device", c_int32)]
 
 
 _S, _M, _P = c_int, c_void_p, c_void_p  # status, ts_model*, ts_session*
@@ -503,6 +504,7 @@ class SessionStats:
     select_cache_misses: int
     selecting_steps: int
     dense_steps: int
+    device: int  # 1: CPU, 2: CUDA
 
 
 @dataclasses.dataclass
@@ -657,11 +659,12 @@ class Session(_Handle):
 
     def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 0, chunk: Optional[int] = None,
                  select: Optional[SelectSettings] = None, system_prompt: Optional[str] = None,
-                 chat_format: Optional[str] = None, f32_keys: bool = False):
+                 chat_format: Optional[str] = None, f32_keys: bool = False, device: str = "auto"):
         """n_ctx 0: the trained context (full attention) or 65536 (TokenSelect); n_threads 0: all
         hardware threads; chunk: prefill chunk in tokens (default 512, at most n_local);
         system_prompt None: the model's default; chat_format "chatml"/"llama3"/"llama2" or None;
-        f32_keys: cache keys in f32 (1.5x the cache; full-attention logits then equal llama.cpp's)."""
+        f32_keys: cache keys in f32 (1.5x the cache; full-attention logits then equal llama.cpp's);
+        device "auto" (the GPU when the library has CUDA and one can run the model), "cpu" or "cuda"."""
         lib = _lib()
         self._handle = None
         self._lock = threading.Lock()  # makes cancel() safe against a concurrent close()
@@ -680,6 +683,10 @@ class Session(_Handle):
         if chat_format is not None:
             opts.chat_format = _encode(chat_format)
         opts.key_precision = 1 if f32_keys else 0  # TS_KEYS_F32 / TS_KEYS_F16
+        devices = {"auto": 0, "cpu": 1, "cuda": 2}  # TS_DEVICE_*
+        if device not in devices:
+            raise ValueError(f"device must be one of {sorted(devices)} (got {device!r})")
+        opts.device = devices[device]
         handle = c_void_p()
         status = lib.ts_session_create(model._h(), byref(opts), byref(handle))
         if status != Status.OK and handle.value:

@@ -153,6 +153,10 @@ TS_API ts_status ts_session_create(const ts_model* model, const ts_session_optio
     if (c.key_precision != TS_KEYS_F16 && c.key_precision != TS_KEYS_F32)
       ts::fail(ts::Status::invalid_arg, fmt::format("key_precision must be TS_KEYS_F16 or TS_KEYS_F32 (got {})", c.key_precision));
     o.keys = c.key_precision == TS_KEYS_F32 ? ts::KeyPrecision::f32 : ts::KeyPrecision::f16;
+    if (c.device != TS_DEVICE_AUTO && c.device != TS_DEVICE_CPU && c.device != TS_DEVICE_CUDA)
+      ts::fail(ts::Status::invalid_arg,
+               fmt::format("device must be TS_DEVICE_AUTO, TS_DEVICE_CPU or TS_DEVICE_CUDA (got {})", int64_t(c.device)));
+    o.device = c.device == TS_DEVICE_CPU ? ts::Device::cpu : c.device == TS_DEVICE_CUDA ? ts::Device::cuda : ts::Device::automatic;
     o.select = to_runtime(c.select);
     o.validate();
     auto s = std::make_unique<ts_session>();
@@ -166,7 +170,7 @@ TS_API ts_status ts_session_create(const ts_model* model, const ts_session_optio
       capi::log(model, TS_LOG_WARN, std::string(e.what()) + "; only raw-token calls will work");
     }
     s->session = std::make_unique<ts::Session>(model->model, o);
-    capi::log(model, TS_LOG_DEBUG, fmt::format("session: context {} tokens", s->session->n_ctx()));
+    capi::log(model, TS_LOG_DEBUG, fmt::format("session: context {} tokens on the {}", s->session->n_ctx(), s->session->backend_name()));
     *out_session = s.release();
     return TS_OK;
   });
@@ -386,7 +390,7 @@ TS_API ts_status ts_session_get_stats(const ts_session* session, ts_session_stat
   return capi::guard("ts_session_get_stats", [&] {
     const ts::Session& s = capi::readable(session);
     const ts::SessionStats& st = s.stats();
-    const ts::SelectStats& sel = s.policy().stats();
+    const ts::SelectStats sel = s.select_stats();
     ts_session_stats full{};
     full.struct_size = sizeof full;
     full.n_tokens = int64_t(s.tokens().size()), full.n_ctx = s.n_ctx();
@@ -396,6 +400,7 @@ TS_API ts_status ts_session_get_stats(const ts_session* session, ts_session_stat
     full.first_token_seconds = st.first_token_seconds;
     full.select_cache_hits = sel.cache_hits, full.select_cache_misses = sel.cache_misses;
     full.selecting_steps = sel.selecting_steps, full.dense_steps = sel.dense_steps;
+    full.device = s.backend_name() == "cuda" ? TS_DEVICE_CUDA : TS_DEVICE_CPU;
     capi::write_struct(stats, full, kStatsMin, "stats");
     return TS_OK;
   });
@@ -405,7 +410,7 @@ TS_API ts_status ts_session_reset_stats(ts_session* session) {
   return capi::guard("ts_session_reset_stats", [&] {
     ts::Session& s = capi::writable(session);
     s.reset_stats();
-    s.policy().reset_stats();
+    s.reset_select_stats();
     return TS_OK;
   });
 }

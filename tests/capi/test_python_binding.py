@@ -53,6 +53,7 @@ def load_json(*parts):
 
 def new_session(n_ctx=2048, **kw):
     kw.setdefault("n_threads", THREADS)
+    kw.setdefault("device", "cpu")  # the goldens are the CPU's (tests/cuda compares the GPU with it)
     return model.session(n_ctx=n_ctx, **kw)
 
 
@@ -409,6 +410,19 @@ class Errors(unittest.TestCase):
                     self.assertEqual(s.select.k, 300)  # unchanged
         with self.assertRaises(ts.InvalidArgumentError):
             new_session(select=ts.SelectSettings(k=0))
+
+    def test_device(self):
+        with self.assertRaises(ValueError):
+            new_session(device="gpu")
+        with new_session(device="cpu") as s:
+            self.assertEqual(s.stats.device, 1)  # TS_DEVICE_CPU
+        try:
+            s = new_session(device="cuda")
+        except ts.UnsupportedError as e:  # no GPU here, or a build without CUDA
+            self.assertIn("CUDA", e.message)
+        else:
+            with s:
+                self.assertEqual(s.stats.device, 2)  # TS_DEVICE_CUDA
 
     def test_bad_input(self):
         with new_session() as s:

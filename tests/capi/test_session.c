@@ -505,6 +505,37 @@ static void test_key_precision(void) {
   ts_session_free(f32);
 }
 
+/* The device option: refused by name when unknown; TS_DEVICE_CPU runs on the CPU; TS_DEVICE_CUDA
+ * runs on the GPU or, without one (or a build without CUDA), fails TS_ERR_UNSUPPORTED saying so. */
+static void test_device(void) {
+  ts_session_options o;
+  ts_session *cpu = NULL, *gpu = NULL, *bad = NULL;
+  ts_session_stats st;
+  ts_status status;
+  ts_session_options_init(&o);
+  CHECK(o.device == TS_DEVICE_AUTO);
+  o.n_ctx = 256, o.n_threads = 2;
+  o.device = 9;
+  CHECK_STATUS(ts_session_create(g_model, &o, &bad), TS_ERR_INVALID_ARG);
+  CHECK(bad == NULL && strstr(ts_last_error(), "device") != NULL);
+  o.device = TS_DEVICE_CPU;
+  if (!CHECK_OK(ts_session_create(g_model, &o, &cpu))) return;
+  memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  CHECK_OK(ts_session_get_stats(cpu, &st));
+  CHECK(st.device == TS_DEVICE_CPU);
+  ts_session_free(cpu);
+  o.device = TS_DEVICE_CUDA;
+  status = ts_session_create(g_model, &o, &gpu);
+  if (status == TS_OK) {
+    CHECK_OK(ts_session_get_stats(gpu, &st));
+    CHECK(st.device == TS_DEVICE_CUDA);
+    ts_session_free(gpu);
+  } else {
+    CHECK(status == TS_ERR_UNSUPPORTED && gpu == NULL && strstr(ts_last_error(), "CUDA") != NULL);
+  }
+}
+
 /* ts_session_get_select / set_select: round trip, validation naming the field, struct sizes. */
 static void test_select_settings(void) {
   ts_session* s = check_session(g_model, 4096, 0, NULL);
@@ -635,6 +666,7 @@ int main(void) {
   test_generation_fills_context();
   test_select_settings();
   test_key_precision();
+  test_device();
   ts_model_free(g_model);
   return check_done();
 }
