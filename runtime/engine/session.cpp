@@ -100,11 +100,11 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& opts)
 
 void Session::set_select_options(const SelectOptions& o) {
   o.validate();
-  policy_->set_options(o);
-  if (DeviceAttention* da = backend_->device_attention()) {
+  if (DeviceAttention* da = backend_->device_attention()) {  // first: it may refuse
     da->configure(device_config(o));
     device_stats_base_ = {};
   }
+  policy_->set_options(o);
   opts_.select = o;
 }
 

@@ -61,6 +61,18 @@ constexpr size_t kTileBytes = size_t(128) << 20;  // dequantised fp16 weight row
 // 8-bit activations and per-block integer arithmetic, so their logits track the CPU's.
 constexpr int64_t kTensorCoreMinInputs = 2048;
 
+cuda::SelectConfig to_kernels(const DeviceSelectConfig& c) {
+  cuda::SelectConfig k;
+  k.n_init = c.n_init;
+  k.n_local = c.n_local;
+  k.k = c.k;
+  k.tau = c.tau;
+  k.cache = c.cache ? 1 : 0;
+  k.remap = c.remap ? 1 : 0;
+  k.full = c.full ? 1 : 0;
+  return k;
+}
+
 void cublas_check(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) fail(Status::internal, fmt::format("CUDA backend: {} failed (cuBLAS status {})", what, int(s)));
 }
@@ -69,7 +81,8 @@ class CudaBackend final : public Backend, public DeviceAttention {
  public:
   CudaBackend(const CudaBackendShape& s, const DeviceSelectConfig& cfg)
       : shape_(s),
-        attn_(CudaDecodeShape{s.n_layers, s.n_heads, s.n_kv_heads, s.head_dim, s.capacity, s.rope}, cuda::SelectConfig{}),
+        k_max_(cfg.k),
+        attn_(CudaDecodeShape{s.n_layers, s.n_heads, s.n_kv_heads, s.head_dim, s.capacity, s.rope}, to_kernels(cfg)),
         prefill_(attn_.stream()) {
     stream_ = attn_.stream();
     cublas_check(cublasCreate(&blas_), "cublasCreate");
@@ -226,17 +239,13 @@ class CudaBackend final : public Backend, public DeviceAttention {
 
   // DeviceAttention
   void configure(const DeviceSelectConfig& c) override {
+    if (c.k > k_max_ && c.k < shape_.capacity)
+      fail(Status::invalid_arg, fmt::format("attention settings: k {} exceeds the {} this GPU session was made for "
+                                            "(its selection buffers); create the session with the larger k",
+                                            c.k, k_max_));
     cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     cfg_ = c;
-    cuda::SelectConfig sc;
-    sc.n_init = c.n_init;
-    sc.n_local = c.n_local;
-    sc.k = c.k;
-    sc.tau = c.tau;
-    sc.cache = c.cache ? 1 : 0;
-    sc.remap = c.remap ? 1 : 0;
-    sc.full = c.full ? 1 : 0;
-    attn_.set_config(sc);
+    attn_.set_config(to_kernels(c));
     attn_.plan_splits(c.full ? shape_.capacity : std::min<int64_t>(shape_.capacity, budget() + c.n_local));
     drop_graphs();
   }
@@ -357,6 +366,7 @@ class CudaBackend final : public Backend, public DeviceAttention {
   }
 
   CudaBackendShape shape_;
+  int32_t k_max_;  // the k the selection buffers hold
   DeviceSelectConfig cfg_;
   CudaDecodeAttention attn_;
   CudaPrefillAttention prefill_;
