@@ -67,7 +67,6 @@ class CudaDecodeAttention {
   // host computes it from T and the settings).
   void select_chunk(int layer, const float* qmean);
   void write_key_set(int layer, int32_t* keys, int64_t n);
-  const cuda::SelectConfig& config() const { return cfg_; }
   // The scoring kernel alone over the layer's current candidates (benchmark only).
   void score_only(int layer, const float* q_dev);
 
