@@ -1,7 +1,7 @@
 // The CUDA prefill (chunk) attention against CpuBackend::attention: dense and sparse attended
 // sets, remapped and true RoPE positions, both RoPE pairings, group sizes 3, 4 and 8, an
-// identity and a shuffled page table, and query sub-blocks forced by small scratch budgets.
-// Skips without a GPU.
+// identity and a shuffled page table, and query sub-blocks forced by small scratch budgets; and
+// the causal softmax kernel alone. Skips without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -18,6 +18,8 @@
 #include "backend/cuda/device_buffer.hpp"
 #include "cuda_test_support.hpp"
 #include "cpu/vec_ops.hpp"
+#include "cuda/prefill_kernels.hpp"
+#include "util/fp16.hpp"
 
 namespace ts {
 namespace {
@@ -188,6 +190,51 @@ TEST(CudaPrefillAttention, RejectsUnsupportedShapes) {
   a.kv.head_dim = 64;
   a.kv.n_kv_heads = 2;
   EXPECT_THROW(pf.run(a), std::runtime_error);
+}
+
+// The causal softmax alone (no cuBLAS around it, so that racecheck can watch it by itself): 3
+// heads x 5 queries at q_first 295 over 300 keys; query i sees keys < q_first + i + 1, masked
+// columns up to `cols` are exact zeros, visible ones equal the CPU's expf softmax after fp16
+// rounding.
+TEST(CudaPrefillAttention, SoftmaxMatchesCpu) {
+  TS_SKIP_WITHOUT_GPU();
+  const int64_t heads = 3, mb = 5, n = 300, ld = 320, cols = 304;
+  const float scale = 0.125f;
+  cuda::PrefillSet set;
+  set.n_keys = n;
+  set.n_pad = cols;
+  cuda::PrefillBlock b;
+  b.mb = mb;
+  b.q_first = n - mb;
+  b.n_heads = heads;
+  b.head_dim = 64;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.f, 8.f);
+  std::vector<float> s(size_t(heads * mb * ld));
+  for (float& x : s) x = nd(rng);
+  DeviceBuffer<float> sd(s.size());
+  DeviceBuffer<uint16_t> pd(s.size());
+  cuda::check(cudaMemcpy(sd.get(), s.data(), s.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  cuda::check(cudaMemset(pd.get(), 0xff, s.size() * 2), "cudaMemset");
+  cuda::launch_prefill_softmax(sd.get(), b, set, ld, cols, scale, pd.get(), nullptr);
+  std::vector<uint16_t> p(s.size());
+  cuda::check(cudaMemcpy(p.data(), pd.get(), p.size() * 2, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  for (int64_t row = 0; row < heads * mb; ++row) {
+    const int64_t visible = b.q_first + row % mb + 1;
+    const float* sr = &s[size_t(row * ld)];
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, sr[j] * scale);
+    double sum = 0;
+    for (int64_t j = 0; j < visible; ++j) sum += std::exp(double(sr[j] * scale) - mx);
+    for (int64_t j = 0; j < cols; ++j) {
+      const float got = fp16_to_fp32(p[size_t(row * ld + j)]);
+      const float want = j < visible ? float(std::exp(double(sr[j] * scale) - mx) / sum) : 0.f;
+      ASSERT_NEAR(got, want, 1e-3f * std::max(want, 1e-3f)) << "row " << row << " col " << j;
+      if (j >= visible) {
+        ASSERT_EQ(p[size_t(row * ld + j)], 0) << "masked column " << j;
+      }
+    }
+  }
 }
 
 }  // namespace
