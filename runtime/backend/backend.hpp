@@ -79,6 +79,12 @@ struct DeviceSelectConfig {
   bool full = false;  // dense causal attention (the baseline)
 };
 
+// Layer-steps of device attention since configure(): selection-cache hits and misses, steps
+// that selected (the context above the budget, hit or miss) and steps that attended densely.
+struct DeviceSelectCounts {
+  int64_t hits = 0, misses = 0, selecting_steps = 0, dense_steps = 0;
+};
+
 // What one layer selected in the last step (positions ascending, their vote scores).
 struct DeviceSelection {
   std::vector<int32_t> positions;
@@ -99,8 +105,8 @@ class DeviceAttention {
   virtual void layer(int32_t il, const float* q, const float* k, const float* v, int64_t m, int64_t t0,
                      float* out) = 0;
   virtual void truncate(int64_t n) = 0;  // the cache keeps [0, n): cached selections are dropped
-  // Selection-cache hits and misses since configure(); synchronises.
-  virtual void select_counts(int64_t* hits, int64_t* misses) = 0;
+  // The counts since configure(); synchronises.
+  virtual DeviceSelectCounts select_counts() = 0;
   // Every layer's last selection (empty where the layer attended densely); synchronises.
   virtual std::vector<DeviceSelection> last_selection() = 0;
 };

@@ -111,16 +111,18 @@ void Session::set_select_options(const SelectOptions& o) {
 SelectStats Session::select_stats() const {
   DeviceAttention* da = backend_->device_attention();
   if (!da) return policy_->stats();
+  const DeviceSelectCounts c = da->select_counts(), &b = device_stats_base_;
   SelectStats s;
-  da->select_counts(&s.cache_hits, &s.cache_misses);
-  s.cache_hits -= device_stats_base_.cache_hits;
-  s.cache_misses -= device_stats_base_.cache_misses;
+  s.cache_hits = c.hits - b.hits;
+  s.cache_misses = c.misses - b.misses;
+  s.selecting_steps = c.selecting_steps - b.selecting_steps;
+  s.dense_steps = c.dense_steps - b.dense_steps;
   return s;
 }
 
 void Session::reset_select_stats() {
   policy_->reset_stats();
-  if (DeviceAttention* da = backend_->device_attention()) da->select_counts(&device_stats_base_.cache_hits, &device_stats_base_.cache_misses);
+  if (DeviceAttention* da = backend_->device_attention()) device_stats_base_ = da->select_counts();
 }
 
 void Session::fetch_selection() {

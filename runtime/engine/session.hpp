@@ -131,7 +131,7 @@ class Session {
   bool has_logits_ = false;
   std::atomic<bool> cancel_{false};
   SessionStats stats_;
-  SelectStats device_stats_base_;  // device counts at the last reset
+  DeviceSelectCounts device_stats_base_;  // device counts at the last reset
 };
 
 }  // namespace ts

@@ -191,5 +191,45 @@ TEST_F(CudaModel, TokenSelectMatchesCpu) {
   EXPECT_GT(gpu.select_stats().cache_misses, 0);
 }
 
+// A session made for k > 2048 (the kernels' default) sizes its selection buffers for that k:
+// selecting 2,080 of ~2,100 candidates agrees with the CPU; asking the session for a larger k
+// later is refused by name, a smaller one is taken.
+TEST_F(CudaModel, SelectionBuffersFollowTheSessionsK) {
+  const int32_t nv = model_->hparams().n_vocab;
+  std::vector<int32_t> tokens;
+  for (const auto& p : golden_["logits"])
+    if (p["name"] == "long_genesis") tokens = p["tokens"].get<std::vector<int32_t>>();
+  ASSERT_GT(tokens.size(), 2160u);
+  auto opts = [&](Device d) {
+    SessionOptions o = options(d, AttentionMode::tokenselect, 4096);
+    o.chunk = 64;
+    o.select.n_init = 16;
+    o.select.n_local = 64;
+    o.select.k = 2080;
+    return o;
+  };
+  Session cpu(model_, opts(Device::cpu)), gpu(model_, opts(Device::cuda));
+  Compare c;
+  compare_rows(cpu.eval_all(tokens), gpu.eval_all(tokens), nv, c);
+  std::printf("TokenSelect k 2080, CUDA vs CPU: top-1 %.2f%% of %lld positions\n",
+              100.0 * double(c.same_top1) / double(c.positions), (long long)c.positions);
+  EXPECT_GE(double(c.clear_same), 0.98 * double(c.clear));
+
+  SelectOptions larger = gpu.options().select;
+  larger.k = 3000;  // below the context (4096), so it would select
+  try {
+    gpu.set_select_options(larger);
+    ADD_FAILURE() << "a k beyond the session's buffers was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeds"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(gpu.options().select.k, 2080);  // unchanged
+  SelectOptions smaller = gpu.options().select;
+  smaller.k = 1024;
+  EXPECT_NO_THROW(gpu.set_select_options(smaller));
+  const int32_t t = tokens.back();
+  EXPECT_NO_THROW(gpu.prefill(std::span<const int32_t>(&t, 1)));
+}
+
 }  // namespace
 }  // namespace ts

@@ -198,6 +198,8 @@ class CudaBackend final : public Backend, public DeviceAttention {
 
   void run_step(std::span<const int32_t> tokens, int64_t t0, int kind, const std::function<void()>& ops) override {
     const int64_t m = int64_t(tokens.size());
+    // Counted here, not in layer(): a replayed step runs no host code per layer.
+    (cfg_.full || t0 + m <= budget() ? steps_.dense_steps : steps_.selecting_steps) += shape_.n_layers;
     Graph* g = m == 1 && kind >= 0 && kind < int(graphs_.size()) ? &graphs_[size_t(kind)] : nullptr;
     // A recorded step reads its inputs from the slot it was recorded with.
     slot_ = g && g->exec ? g->slot : (slot_ + 1) % slots_.size();
@@ -245,6 +247,7 @@ class CudaBackend final : public Backend, public DeviceAttention {
                                             c.k, k_max_));
     cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     cfg_ = c;
+    steps_ = {};
     attn_.set_config(to_kernels(c));
     attn_.plan_splits(c.full ? shape_.capacity : std::min<int64_t>(shape_.capacity, budget() + c.n_local));
     drop_graphs();
@@ -296,10 +299,12 @@ class CudaBackend final : public Backend, public DeviceAttention {
 
   void truncate(int64_t) override { configure(cfg_); }
 
-  void select_counts(int64_t* hits, int64_t* misses) override {
+  DeviceSelectCounts select_counts() override {
     const CudaDecodeAttention::Stats s = attn_.stats();
-    *hits = s.hits;
-    *misses = s.misses;
+    DeviceSelectCounts c = steps_;
+    c.hits = s.hits;
+    c.misses = s.misses;
+    return c;
   }
 
   std::vector<DeviceSelection> last_selection() override {
@@ -367,6 +372,7 @@ class CudaBackend final : public Backend, public DeviceAttention {
 
   CudaBackendShape shape_;
   int32_t k_max_;  // the k the selection buffers hold
+  DeviceSelectCounts steps_;  // selecting and dense layer-steps (hits and misses: on the device)
   DeviceSelectConfig cfg_;
   CudaDecodeAttention attn_;
   CudaPrefillAttention prefill_;
