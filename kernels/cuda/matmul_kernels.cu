@@ -6,10 +6,13 @@
 //
 // GEMV layout: one warp per weight row, 8 rows per 256-thread block. The activation rows are
 // staged once per block in shared memory as int8 quants plus per-32 scales (chunks of the row
-// when they do not fit). A weight block is split over kLanes adjacent lanes that load
+// when they do not fit). A weight block is split over kLanes adjacent lanes that read
 // consecutive words of it; their integer partials are summed with shuffles before the scales
-// are applied, and each step's weight words are loaded one step ahead, so loads stay in flight
-// while the previous step computes. Every weight byte is read once for all m activation rows.
+// are applied. Legacy offsets (Q4_0's 8, Q5_0's 16) come off once per block through the staged
+// sum of the activation quants. Every weight byte is read once for all m activation rows.
+// Decode (one row, gemv_row_kernel) streams the weights through shared memory with cp.async in
+// a persistent grid; several activation rows (gemv_q_kernel) load each step's weight words one
+// step ahead into registers.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -36,11 +39,11 @@ enum class Act { F32, Q8_0, Q8_1, Q8_K };
 
 __device__ __forceinline__ float h2f(uint32_t h) { return __half2float(__ushort_as_half(uint16_t(h))); }
 __device__ __forceinline__ uint16_t f2h(float f) { return __half_as_ushort(__float2half_rn(f)); }
-__device__ __forceinline__ uint32_t ld16(const uint8_t* p) {
-  return __ldg(reinterpret_cast<const unsigned short*>(p));
-}
-__device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return __ldg(reinterpret_cast<const unsigned*>(p)); }
-__device__ __forceinline__ uint32_t ld8(const uint8_t* p) { return __ldg(p); }
+// Plain (generic) loads: the decode GEMV reads weight blocks from shared memory, everything
+// else from global memory.
+__device__ __forceinline__ uint32_t ld16(const uint8_t* p) { return *reinterpret_cast<const unsigned short*>(p); }
+__device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return *reinterpret_cast<const unsigned*>(p); }
+__device__ __forceinline__ uint32_t ld8(const uint8_t* p) { return *p; }
 
 // N little-endian words from a 2-byte-aligned address (blocks of 18, 22, 34 and 210 bytes): the
 // aligned words around it, with the last two bytes read alone so that nothing past p + 4N is
@@ -50,11 +53,11 @@ struct Words2 {
   uint32_t w[N + 1];
   uint32_t sh;  // p's misalignment in bits: 0 or 16
   __device__ __forceinline__ void load(const uint8_t* p) {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    const unsigned* base = reinterpret_cast<const unsigned*>(a & ~uintptr_t(3));
-    sh = uint32_t(a & 2) * 8;
+    const uint32_t mis = uint32_t(reinterpret_cast<uintptr_t>(p)) & 2;
+    const unsigned* base = reinterpret_cast<const unsigned*>(p - mis);  // p's own address space
+    sh = mis * 8;
 #pragma unroll
-    for (int i = 0; i < N; ++i) w[i] = __ldg(base + i);
+    for (int i = 0; i < N; ++i) w[i] = base[i];
     w[N] = sh ? ld16(p + 4 * N - 2) : 0u;
   }
   __device__ __forceinline__ uint32_t operator[](int i) const { return __funnelshift_r(w[i], w[i + 1], sh); }
@@ -72,6 +75,9 @@ __device__ __forceinline__ float scale_d(int sumi, float dw, float da) {
 __device__ __forceinline__ float scale_dm(int sumi, uint32_t dm, float2 a) {
   return __fadd_rn(scale_d(sumi, h2f(dm & 0xffff), a.x), __fmul_rn(h2f(dm >> 16), a.y));
 }
+
+// The sum of a staged 32-value Q8_0 block's quants (kept as int bits beside its scale).
+__device__ __forceinline__ int act_sum(const float2* as) { return __float_as_int(as->y); }
 
 // Legacy lane share (two lanes per 32-weight block): lane p's quant bytes 8p..8p+7 hold weights
 // 8p.. (lo) and 16 + 8p.. (hi); a is the block's 32 staged activation quants.
@@ -134,17 +140,18 @@ struct Q4_0T {  // d, qs[16]
     w.d = ld16(b);
     return w;
   }
+  // sum((q - 8) a) = sum(q a) - 8 sum(a): the 8 comes off once per block.
   static __device__ __forceinline__ int2 dot(const W& w, int p, const int8_t* a, const float2*) {
     uint32_t lo[2], hi[2];
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
-      lo[k] = __vsub4(w.q[k] & 0x0f0f0f0f, 0x08080808);
-      hi[k] = __vsub4((w.q[k] >> 4) & 0x0f0f0f0f, 0x08080808);
+      lo[k] = w.q[k] & 0x0f0f0f0f;
+      hi[k] = (w.q[k] >> 4) & 0x0f0f0f0f;
     }
     return make_int2(dot_halves(lo, hi, p, a), 0);
   }
   static __device__ __forceinline__ float finish(const W& w, int2 s, const float2* as) {
-    return scale_d(s.x, h2f(w.d), as->x);
+    return scale_d(s.x - 8 * act_sum(as), h2f(w.d), as->x);
   }
   static __device__ __forceinline__ void deq8(const uint8_t* b, int e0, float (&y)[8]) {
     const float d = h2f(ld16(b));
@@ -199,13 +206,13 @@ struct Q5_0T {  // d, qh (fifth bit of weight j = bit j), qs[16]
     uint32_t lo[2], hi[2];
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
-      lo[k] = __vsub4((w.q[k] & 0x0f0f0f0f) | spread4(qh >> (8 * p + 4 * k)), 0x10101010);
-      hi[k] = __vsub4(((w.q[k] >> 4) & 0x0f0f0f0f) | spread4(qh >> (16 + 8 * p + 4 * k)), 0x10101010);
+      lo[k] = (w.q[k] & 0x0f0f0f0f) | spread4(qh >> (8 * p + 4 * k));
+      hi[k] = ((w.q[k] >> 4) & 0x0f0f0f0f) | spread4(qh >> (16 + 8 * p + 4 * k));
     }
     return make_int2(dot_halves(lo, hi, p, a), 0);
   }
-  static __device__ __forceinline__ float finish(const W& w, int2 s, const float2* as) {
-    return scale_d(s.x, h2f(w.d), as->x);
+  static __device__ __forceinline__ float finish(const W& w, int2 s, const float2* as) {  // as Q4_0, with 16
+    return scale_d(s.x - 16 * act_sum(as), h2f(w.d), as->x);
   }
   static __device__ __forceinline__ void deq8(const uint8_t* b, int e0, float (&y)[8]) {
     const float d = h2f(ld16(b));
@@ -560,12 +567,13 @@ struct GemvArgs {
 };
 
 // Stages 32-value sub-blocks [s0, s0 + ns) of the M activation rows: quants to sq (rows kc32 * 32
-// bytes apart), (d, s) or (d, bits of the sub-block's quant sum) to ss (rows kc32 apart).
+// bytes apart), (d, s) for Q8_1, else (d, the bits of the sub-block's quant sum) to ss (rows kc32
+// apart).
 template <Act A, int M>
-__device__ void stage_act(const GemvArgs& g, int64_t s0, int ns, int kc32, int8_t* sq, float2* ss) {
+__device__ void stage_act(const uint8_t* act, size_t act_bytes, int64_t s0, int ns, int kc32, int8_t* sq, float2* ss) {
   for (int i = threadIdx.x; i < M * ns; i += blockDim.x) {
     const int j = i / ns, s = i % ns;
-    const uint8_t* row = g.act + j * g.act_bytes;
+    const uint8_t* row = act + j * act_bytes;
     const int64_t gs = s0 + s;
     uint32_t q[8];
     float2 sc;
@@ -575,7 +583,10 @@ __device__ void stage_act(const GemvArgs& g, int64_t s0, int ns, int kc32, int8_
       w.load(blk + 2);
 #pragma unroll
       for (int k = 0; k < 8; ++k) q[k] = w[k];
-      sc = make_float2(h2f(ld16(blk)), 0.f);
+      int sum = 0;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) sum = __dp4a(int(q[k]), 0x01010101, sum);
+      sc = make_float2(h2f(ld16(blk)), __int_as_float(sum));
     } else if constexpr (A == Act::Q8_1) {
       const uint8_t* blk = row + 36 * gs;
 #pragma unroll
@@ -608,8 +619,9 @@ __device__ __forceinline__ void load_step(const uint8_t* row, int64_t base, int6
   }
 }
 
-// One activation row (decode): at most 64 registers, four blocks per SM, so that enough weight
-// bytes are in flight to stream them; more rows: 128 (two blocks; left free, ptxas spilled).
+// One activation row (rows gemv_row_kernel cannot take: not 16-byte aligned, or activations too
+// long): at most 64 registers, four blocks per SM; more rows: 128 (two blocks; left free,
+// ptxas spilled).
 template <class T, int M>
 __global__ void __launch_bounds__(kThreads, M == 1 ? 4 : 2) gemv_q_kernel(GemvArgs g) {
   constexpr int G = T::kLanes, U = T::kUnroll, kBpw = 32 / G, kStep = U * kBpw, kSub = T::kElems / 32;
@@ -631,7 +643,7 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 4 : 2) gemv_q_kernel(GemvAr
     const int64_t c1 = min(g.nb, c0 + g.chunk);
     if (active) load_step<T, U>(row, c0, c1, gi, p, nxt);  // in flight during the staging
     __syncthreads();  // the previous chunk's activations are consumed
-    stage_act<T::kAct, M>(g, c0 * kSub, int(c1 - c0) * kSub, kc32, sq, ss);
+    stage_act<T::kAct, M>(g.act, g.act_bytes, c0 * kSub, int(c1 - c0) * kSub, kc32, sq, ss);
     __syncthreads();
     if (!active) continue;
     for (int64_t base = c0; base < c1; base += kStep) {
@@ -663,6 +675,138 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 4 : 2) gemv_q_kernel(GemvAr
     const float v = warp_sum(acc[j]);
     if (lane == 0) g.y[j * g.ldy + r] = v;
   }
+}
+
+// Decode: one activation row against the rows of up to kGemvMaxTargets weights of one type
+// (Q/K/V, gate/up), as one list of rows. The grid is what fits on the device at once, so each
+// block stages the activation a single time; each warp walks its rows (every gridDim.x * kWarps-th)
+// as one stream of chunks of kChunkBlocks weight blocks. The weights are copied to shared
+// memory with 16-byte cp.async (whole 128-byte lines per request, whatever the block size) into
+// a ring of Stages chunks per warp, so Stages - 1 chunks are in flight while one computes; the
+// lanes then read their blocks from shared memory as the other kernels read global memory.
+struct RowArgs {
+  GemvTarget t[kGemvMaxTargets];
+  int64_t rows;  // of all targets
+  size_t row_bytes;
+  int64_t nb;  // blocks per row
+  const uint8_t* act;
+};
+
+// Row r of the list: its weight row and output. Constant indices only, so that the arguments
+// stay in the parameter bank (a variable index would copy them to every thread's stack).
+__device__ __forceinline__ void locate(const RowArgs& g, int64_t r, const uint8_t*& w, float*& y) {
+  const int64_t e0 = g.t[0].n_out, e1 = e0 + g.t[1].n_out;
+  const GemvTarget& t = r < e0 ? g.t[0] : r < e1 ? g.t[1] : g.t[2];
+  const int64_t i = r < e0 ? r : r < e1 ? r - e0 : r - e1;
+  w = static_cast<const uint8_t*>(t.w) + i * g.row_bytes;
+  y = t.y + i;
+}
+
+// Weight blocks per streamed chunk: a multiple of 16 bytes, about 1-2 KiB.
+template <class T>
+constexpr int kChunkBlocks = T::kElems == 256 ? 8 : T::kBytes == 34 ? 32 : 64;
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(unsigned(__cvta_generic_to_shared(dst))), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// A warp's place in its stream: chunk c of row r (weight row w, output y).
+struct ChunkPos {
+  int r, c;
+  const uint8_t* w;
+  float* y;
+};
+
+// One chunk's blocks [b0, b0 + CB) against the staged activation, into acc. Full: every block
+// exists (no checks).
+template <class T, int CB, bool Full>
+__device__ __forceinline__ void dot_chunk(const uint8_t* chunk, int b0, int nb, const int8_t* sq, const float2* ss,
+                                          int gi, int p, float& acc) {
+  constexpr int G = T::kLanes, kBpw = 32 / G, kSub = T::kElems / 32;
+#pragma unroll
+  for (int k = 0; k < CB / kBpw; ++k) {
+    const int bl = k * kBpw + gi, b = b0 + bl;
+    const bool valid = Full || b < nb;
+    const float2* as = ss + (valid ? b : 0) * kSub;  // past the row: block 0 stands in, unused
+    const typename T::W w = T::load(chunk + (valid ? bl : 0) * T::kBytes, p);
+    int2 s = T::dot(w, p, sq + (valid ? b : 0) * kSub * 32, as);
+#pragma unroll
+    for (int o = 1; o < G; o <<= 1) {
+      s.x += __shfl_xor_sync(kFull, s.x, o);
+      if constexpr (T::kMins) s.y += __shfl_xor_sync(kFull, s.y, o);
+    }
+    if (valid && p == 0) acc += T::finish(w, s, as);
+  }
+}
+
+template <class T, int Stages>
+__global__ void __launch_bounds__(kThreads) gemv_row_kernel(RowArgs g) {
+  constexpr int kSub = T::kElems / 32, CB = kChunkBlocks<T>, kChunkBytes = CB * T::kBytes;
+  constexpr int kPieces = (kChunkBytes + 511) / 512;  // 16-byte copies per lane and chunk
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int nb = int(g.nb), n32 = nb * kSub, chunks = (nb + CB - 1) / CB;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, gi = lane / T::kLanes, p = lane % T::kLanes;
+  uint8_t* ring = smem + warp * Stages * kChunkBytes;
+  int8_t* sq = reinterpret_cast<int8_t*>(smem + kWarps * Stages * kChunkBytes);
+  float2* ss = reinterpret_cast<float2*>(sq + n32 * 32);
+  const int rows = int(g.rows), stride = int(gridDim.x) * kWarps;
+
+  auto advance = [&](ChunkPos q) {
+    if (++q.c == chunks) {
+      q.c = 0;
+      q.r += stride;
+      if (q.r < rows) locate(g, q.r, q.w, q.y);
+    }
+    return q;
+  };
+  // Copies chunk q into ring slot `slot`; one commit group per chunk, empty past the end.
+  auto issue = [&](const ChunkPos& q, int slot) {
+    if (q.r < rows) {
+      const int bytes = min(CB, nb - q.c * CB) * T::kBytes;  // the row ends 16-aligned
+      const uint8_t* src = q.w + q.c * kChunkBytes;
+      uint8_t* dst = ring + slot * kChunkBytes;
+#pragma unroll
+      for (int k = 0; k < kPieces; ++k) {
+        const int o = 16 * lane + 512 * k;
+        if (o < bytes) cp_async16(dst + o, src + o);
+      }
+    }
+    cp_async_commit();
+  };
+
+  ChunkPos cur{int(blockIdx.x) * kWarps + warp, 0, nullptr, nullptr};
+  if (cur.r < rows) locate(g, cur.r, cur.w, cur.y);
+  ChunkPos ahead = cur;
+#pragma unroll
+  for (int i = 0; i < Stages - 1; ++i) {  // in flight during the staging
+    issue(ahead, i);
+    ahead = advance(ahead);
+  }
+  stage_act<T::kAct, 1>(g.act, 0, 0, n32, n32, sq, ss);
+  __syncthreads();
+  float acc = 0.f;
+  for (int slot = 0; cur.r < rows; slot = slot + 1 == Stages ? 0 : slot + 1) {
+    issue(ahead, slot == 0 ? Stages - 1 : slot - 1);  // into the slot computed last
+    ahead = advance(ahead);
+    cp_async_wait<Stages - 1>();  // this lane's copies of the chunk have landed
+    __syncwarp();                 // and every lane's
+    const uint8_t* chunk = ring + slot * kChunkBytes;
+    if ((cur.c + 1) * CB <= nb)
+      dot_chunk<T, CB, true>(chunk, cur.c * CB, nb, sq, ss, gi, p, acc);
+    else
+      dot_chunk<T, CB, false>(chunk, cur.c * CB, nb, sq, ss, gi, p, acc);
+    __syncwarp();  // the slot is read before the next issue overwrites it
+    if (cur.c + 1 == chunks) {
+      const float v = warp_sum(acc);
+      if (lane == 0) *cur.y = v;
+      acc = 0.f;
+    }
+    cur = advance(cur);
+  }
+  cp_async_wait<0>();
 }
 
 // Float weights against f32 activations (read through L1): one warp per row, lanes striding
@@ -840,6 +984,70 @@ void dequantize(GgmlType wt, const void* w, size_t row_bytes, int64_t n, const i
   check(cudaGetLastError(), what);
 }
 
+// Staged bytes of a quantised activation row of n values: 1 per value (quants) + 8 per 32 (scales).
+size_t staged_bytes(int64_t n) { return size_t(n) * 5 / 4; }
+
+// Chunks per warp in the decode GEMV's ring. Measured on an H200 (tests/bench/NOTES.md): two
+// stages of ~1 KiB beat three or four, and 2 KiB chunks: the kernel is bound by its instructions
+// more than by bytes in flight, so more resident warps pay more than deeper rings.
+constexpr int kRowStages = 2;
+
+template <class T>
+size_t row_kernel_smem(int64_t n_in) {
+  return size_t(kWarps * kRowStages * kChunkBlocks<T> * T::kBytes) + staged_bytes(n_in);
+}
+
+// The decode kernel takes 16-byte-aligned rows (cp.async's unit) whose activation fits in
+// shared memory beside the ring.
+bool row_kernel_fits(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in) {
+  if (is_float(wt) || !aligned(w, 16) || row_bytes % 16 != 0 || n_in >= (int64_t(1) << 24)) return false;
+  size_t smem = 0;
+  with_quant(wt, [&](auto t) { smem = row_kernel_smem<decltype(t)>(n_in); });
+  return smem <= 160 * 1024;
+}
+
+template <class T>
+void launch_row_kernel(const RowArgs& g, cudaStream_t s) {
+  const auto kernel = gemv_row_kernel<T, kRowStages>;
+  const size_t smem = row_kernel_smem<T>(g.nb * T::kElems);
+  int dev = 0, sms = 0, per_sm = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), "cudaFuncSetAttribute");
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem), "cudaOccupancy");
+  const int64_t grid = std::min<int64_t>((g.rows + kWarps - 1) / kWarps, int64_t(sms) * std::max(per_sm, 1));
+  kernel<<<unsigned(grid), kThreads, smem, s>>>(g);
+}
+
+// groups x m activation rows (m <= kGemvMaxRows), group g on grid.y = g.
+void launch_gemv_groups(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int64_t n_out, const void* act,
+                        int64_t m, int64_t groups, float* y, int64_t ldy, cudaStream_t s) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  const dim3 grid(unsigned((n_out + kWarps - 1) / kWarps), unsigned(groups));
+  if (is_float(wt)) {
+    with_float(wt, [&](auto f) {
+      using F = decltype(f);
+      const float* x = static_cast<const float*>(act);
+      if (aligned(w, 16) && row_bytes % 16 == 0 && aligned(act, 16) && n_in % (16 / F::kSize) == 0)
+        gemv_f_kernel<F, true><<<grid, kThreads, 0, s>>>(wb, row_bytes, n_in, n_out, x, int(m), y, ldy);
+      else
+        gemv_f_kernel<F, false><<<grid, kThreads, 0, s>>>(wb, row_bytes, n_in, n_out, x, int(m), y, ldy);
+    });
+    check(cudaGetLastError(), "gemv_f_kernel");
+    return;
+  }
+  with_quant(wt, [&](auto t) {
+    using T = decltype(t);
+    const int64_t fit = int64_t(kSmemBudget) / int64_t(staged_bytes(m * T::kElems));  // blocks per chunk
+    const int64_t nb = n_in / T::kElems, chunk = std::min(nb, fit);
+    const size_t smem = staged_bytes(m * chunk * T::kElems);
+    const GemvArgs g{wb, row_bytes, nb, n_out, static_cast<const uint8_t*>(act), act_row_bytes(wt, n_in),
+                     int(chunk), y, ldy};
+    with_rows(m, [&](auto mc) { gemv_q_kernel<T, decltype(mc)::value><<<grid, kThreads, smem, s>>>(g); });
+  });
+  check(cudaGetLastError(), "gemv_q_kernel");
+}
+
 }  // namespace
 
 size_t act_row_bytes(GgmlType wt, int64_t n) {
@@ -870,8 +1078,48 @@ void launch_quantize_act(GgmlType wt, const float* x, int64_t m, int64_t n, void
   check(cudaGetLastError(), "quantize_act kernel");
 }
 
-static void launch_gemv_groups(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int64_t n_out, const void* act,
-                        int64_t m, int64_t groups, float* y, int64_t ldy, cudaStream_t s);
+namespace {
+
+// One row (act, quantised) against the targets, through the decode kernel.
+void gemv_row(GgmlType wt, size_t row_bytes, int64_t n_in, const GemvTarget* targets, int n, const void* act,
+              cudaStream_t s) {
+  RowArgs g{};
+  for (int i = 0; i < n; ++i) {
+    g.t[i] = targets[i];
+    g.t[i].n_out = std::max<int64_t>(targets[i].n_out, 0);
+    g.rows += g.t[i].n_out;
+  }
+  if (g.rows <= 0) return;
+  if (g.rows >= (int64_t(1) << 31)) throw std::invalid_argument("launch_gemv_row: too many rows");
+  g.row_bytes = row_bytes;
+  g.act = static_cast<const uint8_t*>(act);
+  with_quant(wt, [&](auto t) {
+    using T = decltype(t);
+    g.nb = n_in / T::kElems;
+    launch_row_kernel<T>(g, s);
+  });
+  check(cudaGetLastError(), "gemv_row_kernel");
+}
+
+}  // namespace
+
+void launch_gemv_row(GgmlType wt, size_t row_bytes, int64_t n_in, const GemvTarget* targets, int n, const void* act,
+                     cudaStream_t s) {
+  check_shape(wt, n_in, "launch_gemv_row");
+  if (n < 1 || n > kGemvMaxTargets) throw std::invalid_argument("launch_gemv_row: 1 to kGemvMaxTargets weights");
+  if (!aligned(act, 4)) throw std::invalid_argument("launch_gemv_row: activations must be 4-byte aligned");
+  bool fits = true;
+  for (int i = 0; i < n; ++i) {
+    if (!aligned(targets[i].w, 4)) throw std::invalid_argument("launch_gemv_row: weights must be 4-byte aligned");
+    fits = fits && row_kernel_fits(wt, targets[i].w, row_bytes, n_in);
+  }
+  if (fits) {
+    gemv_row(wt, row_bytes, n_in, targets, n, act, s);
+    return;
+  }
+  for (int i = 0; i < n; ++i)  // one launch per weight
+    launch_gemv(wt, targets[i].w, row_bytes, n_in, targets[i].n_out, act, 1, targets[i].y, targets[i].n_out, s);
+}
 
 void launch_gemv(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int64_t n_out, const void* act,
                  int64_t m, float* y, int64_t ldy, cudaStream_t s) {
@@ -880,6 +1128,11 @@ void launch_gemv(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int
   if (!aligned(w, 4) || !aligned(act, 4))
     throw std::invalid_argument("launch_gemv: weights and activations must be 4-byte aligned");
   if (n_out <= 0) return;
+  if (m == 1 && row_kernel_fits(wt, w, row_bytes, n_in)) {
+    const GemvTarget t{w, n_out, y};
+    gemv_row(wt, row_bytes, n_in, &t, 1, act, s);
+    return;
+  }
   if (m > kGemvMaxRows) {  // full groups of rows side by side on grid.y, then the rest
     const int64_t full = m / kGemvMaxRows * kGemvMaxRows;
     launch_gemv_groups(wt, w, row_bytes, n_in, n_out, act, kGemvMaxRows, full / kGemvMaxRows, y, ldy, s);
@@ -890,36 +1143,6 @@ void launch_gemv(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int
     return;
   }
   launch_gemv_groups(wt, w, row_bytes, n_in, n_out, act, m, 1, y, ldy, s);
-}
-
-// groups x m activation rows (m <= kGemvMaxRows), group g on grid.y = g.
-void launch_gemv_groups(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int64_t n_out, const void* act,
-                        int64_t m, int64_t groups, float* y, int64_t ldy, cudaStream_t s) {
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  const dim3 grid(unsigned((n_out + kWarps - 1) / kWarps), unsigned(groups));
-  if (is_float(wt)) {
-    with_float(wt, [&](auto f) {
-      using F = decltype(f);
-      const float* x = static_cast<const float*>(act);
-      if (aligned(w, 16) && row_bytes % 16 == 0 && aligned(act, 16) && n_in % (16 / F::kSize) == 0)
-        gemv_f_kernel<F, true><<<grid, kThreads, 0, s>>>(wb, row_bytes, n_in, n_out, x, int(m), y, ldy);
-      else
-        gemv_f_kernel<F, false><<<grid, kThreads, 0, s>>>(wb, row_bytes, n_in, n_out, x, int(m), y, ldy);
-    });
-    check(cudaGetLastError(), "gemv_f_kernel");
-    return;
-  }
-  with_quant(wt, [&](auto t) {
-    using T = decltype(t);
-    // Staged bytes per activation value: 1 (quant) + 8 per 32 (scales).
-    const int64_t fit = int64_t(kSmemBudget) * 4 / (5 * m) / T::kElems;  // blocks per chunk
-    const int64_t nb = n_in / T::kElems, chunk = std::min(nb, fit);
-    const size_t smem = size_t(m * chunk * T::kElems * 5 / 4);
-    const GemvArgs g{wb, row_bytes, nb, n_out, static_cast<const uint8_t*>(act), act_row_bytes(wt, n_in),
-                     int(chunk), y, ldy};
-    with_rows(m, [&](auto mc) { gemv_q_kernel<T, decltype(mc)::value><<<grid, kThreads, smem, s>>>(g); });
-  });
-  check(cudaGetLastError(), "gemv_q_kernel");
 }
 
 void launch_dequantize_f16(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,

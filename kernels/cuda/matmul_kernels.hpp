@@ -31,6 +31,19 @@ void launch_quantize_act(GgmlType wt, const float* x, int64_t m, int64_t n, void
 void launch_gemv(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int64_t n_out, const void* act,
                  int64_t m, float* y, int64_t ldy, cudaStream_t s);
 
+// One weight of a one-row product: y[r] = dot(W row r, act) for r < n_out.
+struct GemvTarget {
+  const void* w;
+  int64_t n_out;
+  float* y;
+};
+constexpr int kGemvMaxTargets = 3;  // weights one launch of launch_gemv_row takes (Q, K, V)
+
+// The decode product: one activation row (from launch_quantize_act) against n <= kGemvMaxTargets
+// weights of type wt, all with rows of n_in values row_bytes apart, in one launch.
+void launch_gemv_row(GgmlType wt, size_t row_bytes, int64_t n_in, const GemvTarget* targets, int n, const void* act,
+                     cudaStream_t s);
+
 // Rows [r0, r1) of W dequantised to fp16, row-major (n_in per row), into dst (for the prefill
 // GEMM on cuBLAS).
 void launch_dequantize_f16(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,

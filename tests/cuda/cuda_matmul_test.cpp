@@ -1,7 +1,8 @@
 // The CUDA matrix products over GGUF weights (cuda/matmul_kernels.hpp) against the CPU kernels
 // (cpu/quant.hpp), for every weight type: activation quantisation byte for byte, the GEMV for
-// 1, 3 and 8 activation rows (also with the activations staged in chunks), fp16 dequantisation
-// and the row lookup exactly, and the fp16 conversion. Skips without a GPU.
+// 1, 3, 8 and 21 activation rows (also with the activations staged in chunks), the decode
+// launch over three weights at once, fp16 dequantisation and the row lookup exactly, and the
+// fp16 conversion. Skips without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -184,6 +185,44 @@ TEST(CudaMatmul, GemvMatchesCpu) {
   for (GgmlType t : kTypes)
     for (int64_t n : sizes(t))
       for (int64_t m : {1, 3, 8, 21}) check_gemv(t, n, m);  // 21: two groups of 8 side by side, then 5
+}
+
+// The decode launch: three weights of one type in one launch_gemv_row, the first with more rows
+// than a device holds warps at once (each warp walks several rows), against kernels::vec_dot.
+TEST(CudaMatmul, GemvRowOfThreeWeightsMatchesCpu) {
+  TS_SKIP_WITHOUT_GPU();
+  const int64_t n = 256, rows[3] = {9001, 37, 1200};
+  for (GgmlType t : kTypes) {
+    SCOPED_TRACE(name(t, n));
+    const std::vector<float> x = activations(1, n, 11);
+    const std::vector<uint8_t> a = cpu_quantize(t, x, 1, n);
+    const DeviceBuffer<uint8_t> ad = upload(a);
+    const size_t rb = size_t(row_bytes(t, n));
+    std::vector<std::vector<uint8_t>> w;
+    std::vector<DeviceBuffer<uint8_t>> wd;
+    std::vector<DeviceBuffer<float>> yd;
+    cuda::GemvTarget targets[3];
+    for (int i = 0; i < 3; ++i) {
+      w.push_back(random_weights(t, n, rows[i], uint32_t(100 + i)));
+      wd.push_back(upload(w[size_t(i)]));
+      yd.emplace_back(size_t(rows[i]));
+      targets[i] = {wd.back().get(), rows[i], yd.back().get()};
+    }
+    cuda::launch_gemv_row(t, rb, n, targets, 3, ad.get(), nullptr);
+    for (int i = 0; i < 3; ++i) {
+      const std::vector<float> y = download(yd[size_t(i)]);
+      int bad = 0;
+      for (int64_t r = 0; r < rows[i]; ++r) {
+        const float ref = kernels::vec_dot(t, n, &w[size_t(i)][rb * size_t(r)], a.data());
+        const std::vector<float> wr = cpu_dequantize(t, w[size_t(i)], n, r);
+        double mag = 0;
+        for (int64_t e = 0; e < n; ++e) mag += std::fabs(double(wr[size_t(e)]) * x[size_t(e)]);
+        if (std::fabs(y[size_t(r)] - ref) > std::max(1e-4, 1e-5 * mag) && bad++ < 3)
+          ADD_FAILURE() << "weight " << i << " row " << r << ": " << y[size_t(r)] << " vs " << ref;
+      }
+      EXPECT_EQ(bad, 0) << "weight " << i;
+    }
+  }
 }
 
 // 8 rows of 8192 activations exceed one staged chunk (48 KiB of shared memory).

@@ -124,14 +124,15 @@ class CudaBackend final : public Backend, public DeviceAttention {
     matmul_many(ws, &y, 1, x, m);
   }
 
-  // Weights that share an activation format (Q/K/V, gate/up) share one quantisation of x.
+  // Weights that share an activation format (Q/K/V, gate/up) share one quantisation of x; for
+  // one row, consecutive weights of one type also share one launch.
   void matmul_many(const Weight* const* ws, float* const* ys, int n, const float* x, int64_t m) override {
     const void* act = nullptr;
     GgmlType act_for{};  // the weight type act was quantised for
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; i < n;) {
       const Weight& w = *ws[i];
       if (m > cuda::kGemvMaxRows && w.n_in >= kTensorCoreMinInputs) {
-        gemm_f16(w, x, m, ys[i]);
+        gemm_f16(w, x, m, ys[i++]);
         continue;
       }
       if (!act || !kernels::same_activation_format(act_for, w.type)) {
@@ -142,7 +143,17 @@ class CudaBackend final : public Backend, public DeviceAttention {
         act = a;
         act_for = w.type;
       }
+      if (m == 1) {
+        cuda::GemvTarget ts[cuda::kGemvMaxTargets];
+        int k = 0;
+        for (; k < cuda::kGemvMaxTargets && i + k < n && ws[i + k]->type == w.type; ++k)
+          ts[k] = {device_weight(*ws[i + k]), ws[i + k]->n_out, ys[i + k]};
+        cuda::launch_gemv_row(w.type, w.row_bytes, w.n_in, ts, k, act, stream_);
+        i += k;
+        continue;
+      }
       cuda::launch_gemv(w.type, device_weight(w), w.row_bytes, w.n_in, w.n_out, act, m, ys[i], w.n_out, stream_);
+      ++i;
     }
   }
 
