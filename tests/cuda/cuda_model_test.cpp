@@ -66,6 +66,21 @@ class CudaModel : public ::testing::Test {
     model_ = Model::load(path_);
     golden_ = test::read_json(std::string(TS_TEST_DATA) + "/reference/smollm2.json");
   }
+  // The 2,181-token golden prompt.
+  std::vector<int32_t> long_genesis() const {
+    for (const auto& p : golden_["logits"])
+      if (p["name"] == "long_genesis") return p["tokens"].get<std::vector<int32_t>>();
+    return {};
+  }
+  // TokenSelect with n_init 16, n_local 64 and k, prefilled in chunks of 64.
+  static SessionOptions small_budget(Device d, int32_t k) {
+    SessionOptions o = options(d, AttentionMode::tokenselect, 4096);
+    o.chunk = 64;
+    o.select.n_init = 16;
+    o.select.n_local = 64;
+    o.select.k = k;
+    return o;
+  }
   std::string path_;
   std::shared_ptr<const Model> model_;
   nlohmann::json golden_;
@@ -142,19 +157,9 @@ TEST_F(CudaModel, DecodeStepsMatchCpu) {
 // select by their mean query on the device; then 16 decode steps with the selection cache.
 TEST_F(CudaModel, TokenSelectMatchesCpu) {
   const int32_t nv = model_->hparams().n_vocab;
-  std::vector<int32_t> tokens;
-  for (const auto& p : golden_["logits"])
-    if (p["name"] == "long_genesis") tokens = p["tokens"].get<std::vector<int32_t>>();
+  const std::vector<int32_t> tokens = long_genesis();
   ASSERT_GT(tokens.size(), 2000u);
-  auto opts = [&](Device d) {
-    SessionOptions o = options(d, AttentionMode::tokenselect, 4096);
-    o.chunk = 64;
-    o.select.n_init = 16;
-    o.select.n_local = 64;
-    o.select.k = 128;
-    return o;
-  };
-  Session cpu(model_, opts(Device::cpu)), gpu(model_, opts(Device::cuda));
+  Session cpu(model_, small_budget(Device::cpu, 128)), gpu(model_, small_budget(Device::cuda, 128));
   Compare c;
   compare_rows(cpu.eval_all(tokens), gpu.eval_all(tokens), nv, c);
   const double agree = double(c.same_top1) / double(c.positions);
@@ -196,19 +201,9 @@ TEST_F(CudaModel, TokenSelectMatchesCpu) {
 // later is refused by name, a smaller one is taken.
 TEST_F(CudaModel, SelectionBuffersFollowTheSessionsK) {
   const int32_t nv = model_->hparams().n_vocab;
-  std::vector<int32_t> tokens;
-  for (const auto& p : golden_["logits"])
-    if (p["name"] == "long_genesis") tokens = p["tokens"].get<std::vector<int32_t>>();
+  const std::vector<int32_t> tokens = long_genesis();
   ASSERT_GT(tokens.size(), 2160u);
-  auto opts = [&](Device d) {
-    SessionOptions o = options(d, AttentionMode::tokenselect, 4096);
-    o.chunk = 64;
-    o.select.n_init = 16;
-    o.select.n_local = 64;
-    o.select.k = 2080;
-    return o;
-  };
-  Session cpu(model_, opts(Device::cpu)), gpu(model_, opts(Device::cuda));
+  Session cpu(model_, small_budget(Device::cpu, 2080)), gpu(model_, small_budget(Device::cuda, 2080));
   Compare c;
   compare_rows(cpu.eval_all(tokens), gpu.eval_all(tokens), nv, c);
   std::printf("TokenSelect k 2080, CUDA vs CPU: top-1 %.2f%% of %lld positions\n",
