@@ -10,6 +10,8 @@
 
 #include "decode_kernels.hpp"
 #include "device_common.cuh"
+#include "launch.cuh"
+#include "quantize_q8.cuh"
 
 namespace ts::cuda {
 namespace {
@@ -33,6 +35,7 @@ __device__ KeySet key_set(const StepState& st) {
 }
 
 __global__ void write_key_set_kernel(const StepState* st, const int32_t* sel, int32_t* keys, int n) {
+  pdl_wait();
   const KeySet ks = key_set(*st);
   for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) keys[j] = ks.at(sel, j);
 }
@@ -145,6 +148,7 @@ template <int D, int G>
 // Resident blocks: 4 for d 64 (112 registers); 3 for d 128, where a cap of 128 registers spilled
 // and ran 15% slower (measured).
 __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split_kernel(AttendArgs a) {
+  pdl_wait();
   constexpr int CH = D / 32, NW = kAttendThreads / 32, VW = D / 16;  // V slabs of 16 dims
   const StepState& st = *a.state;
   const KeySet set = key_set(st);
@@ -218,9 +222,12 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
 }
 
 // out[h] = the splits' outputs merged by their softmax statistics. Block (h, x) covers 32
-// elements of head h; its 8 rows of threads take every 8th split, then add up.
+// elements of head h; its 8 rows of threads take every 8th split, then add up. With Q, the first
+// row (one warp: one block of 32 values) also quantises them into q for the output projection.
+template <RowQuant Q>
 __global__ void __launch_bounds__(256) attend_combine_kernel(const float* part_o, const float2* part_ml, int splits,
-                                                             int n_heads, int d, float* out) {
+                                                             int n_heads, int d, float* out, uint8_t* q) {
+  pdl_wait();
   __shared__ float red[8][32][2];
   __shared__ float max_part[256];
   const int h = blockIdx.x, tid = threadIdx.y * 32 + threadIdx.x, e = blockIdx.y * 32 + threadIdx.x;
@@ -249,7 +256,9 @@ __global__ void __launch_bounds__(256) attend_combine_kernel(const float* part_o
       ll += red[r][threadIdx.x][0];
       acc += red[r][threadIdx.x][1];
     }
-    out[h * d + e] = acc / ll;
+    const float v[1] = {acc / ll};
+    out[h * d + e] = v[0];
+    if (Q != RowQuant::none) quantize_q8_part<Q == RowQuant::q8_1, 1>(v, int64_t(h) * d + e, q, true);
   }
 }
 
@@ -264,20 +273,23 @@ void launch_attend(const AttendArgs& a, cudaStream_t stream) {
     throw std::runtime_error("CUDA attention: head_dim must be 64 or 128 (got " + std::to_string(a.kv.head_dim) + ")");
   dispatch_group(group, [&](auto gc) {
     if (a.kv.head_dim == 64)
-      attend_split_kernel<64, decltype(gc)::value><<<grid, kAttendThreads, 0, stream>>>(a);
+      launch(attend_split_kernel<64, decltype(gc)::value>, grid, kAttendThreads, 0, stream, a);
     else
-      attend_split_kernel<128, decltype(gc)::value><<<grid, kAttendThreads, 0, stream>>>(a);
+      launch(attend_split_kernel<128, decltype(gc)::value>, grid, kAttendThreads, 0, stream, a);
   });
   check(cudaGetLastError(), "attend_split_kernel");
-  attend_combine_kernel<<<dim3(unsigned(a.n_heads), unsigned(a.kv.head_dim / 32)), dim3(32, 8), 0, stream>>>(
-      a.part_o, a.part_ml, a.splits, a.n_heads, a.kv.head_dim, a.out);
+  const auto combine = a.out_q.format == RowQuant::q8_0   ? attend_combine_kernel<RowQuant::q8_0>
+                       : a.out_q.format == RowQuant::q8_1 ? attend_combine_kernel<RowQuant::q8_1>
+                                                          : attend_combine_kernel<RowQuant::none>;
+  launch(combine, dim3(unsigned(a.n_heads), unsigned(a.kv.head_dim / 32)), dim3(32, 8), 0, stream, a.part_o,
+         a.part_ml, a.splits, a.n_heads, a.kv.head_dim, a.out, static_cast<uint8_t*>(a.out_q.dst));
   check(cudaGetLastError(), "attend_combine_kernel");
 }
 
 void launch_write_key_set(const StepState* state, const int32_t* selected, int32_t* keys, int64_t n,
                           cudaStream_t stream) {
-  write_key_set_kernel<<<unsigned(std::min<int64_t>((n + 255) / 256, 1024)), 256, 0, stream>>>(state, selected, keys,
-                                                                                              int(n));
+  launch(write_key_set_kernel, unsigned(std::min<int64_t>((n + 255) / 256, 1024)), 256, 0, stream, state, selected,
+         keys, int(n));
   check(cudaGetLastError(), "write_key_set_kernel");
 }
 

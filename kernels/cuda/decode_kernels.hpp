@@ -47,17 +47,23 @@ void launch_set_tokens_from(StepState* states, int n_layers, const int32_t* T, c
 void launch_write_key_set(const StepState* state, const int32_t* selected, int32_t* keys, int64_t n,
                           cudaStream_t stream);
 
-// Appends the step's K (before RoPE) and V (fp32, [n_kv_heads][head_dim]) at cache index T - 1.
-void launch_kv_append(const PagedKv& kv, const StepState* state, const float* k, const float* v,
-                      cudaStream_t stream);
+// A decode step's new K (before RoPE) and V (fp32, [n_kv_heads][head_dim]), for cache index
+// T - 1 of kv.
+struct StepKv {
+  PagedKv kv;
+  const float* k = nullptr;
+  const float* v = nullptr;
+};
 
 // Decides the step's plan (dense / reuse / select) from T and, with the cache on, the cosine
 // between the query (the fingerprint of a one-query step) and the cached fingerprint. Inside
 // a graph, `select_if` (non-null) is set to whether to run the conditional selection body.
-// q (and every device array here) must be 16-byte aligned, as cudaMalloc gives.
+// With `append`, the same launch also stores the step's K/V (one more block per KV head: a
+// launch less per layer). q (and every device array here) must be 16-byte aligned, as
+// cudaMalloc gives.
 void launch_plan(const LayerSelectBuffers& layer, const float* q, int32_t n_heads, int32_t head_dim,
-                 const SelectConfig& cfg, const SelectScratch& scratch, const cudaGraphConditionalHandle* select_if,
-                 cudaStream_t stream);
+                 const SelectConfig& cfg, const SelectScratch& scratch, const StepKv* append,
+                 const cudaGraphConditionalHandle* select_if, cudaStream_t stream);
 
 // When the plan is `select`: scores, per-head softmax, soft vote and top-k of the candidates;
 // writes the layer's selection (positions ascending) and its size into the state.
@@ -81,6 +87,7 @@ struct AttendArgs {
   float* part_o = nullptr;
   float2* part_ml = nullptr;
   float* out = nullptr;
+  RowQuantOut out_q;  // out quantised as well (n_heads x head_dim as one row), when a format
 };
 void launch_attend(const AttendArgs& a, cudaStream_t stream);
 // Resident blocks per multiprocessor of the split kernel for this head_dim and group size.

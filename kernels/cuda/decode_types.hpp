@@ -8,6 +8,15 @@ namespace ts::cuda {
 
 constexpr int kMaxGroup = 8;  // query heads per KV head supported by the kernels
 
+// The activation formats an operation can also write for the matmul that reads its result next
+// (as launch_quantize_act writes them): Q8_0 (for Q4_0, Q5_0, Q8_0 weights) and Q8_1 (for Q4_1,
+// Q5_1), computed from the result in the same pass (quantize_q8.cuh). One row, a multiple of 32.
+enum class RowQuant { none, q8_0, q8_1 };
+struct RowQuantOut {
+  RowQuant format = RowQuant::none;
+  void* dst = nullptr;  // act_row_bytes of the row
+};
+
 // One layer's KV cache in device memory, in pages of 2^kPageShift tokens. Physical page p holds
 // [n_kv_heads][page][head_dim] fp16 values in `k` (keys before RoPE) and in `v`; page_table
 // maps a logical page (t >> kPageShift) to its physical page. The page size is a constant so

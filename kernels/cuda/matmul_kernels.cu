@@ -22,7 +22,9 @@
 
 #include "decode_kernels.hpp"
 #include "device_common.cuh"
+#include "launch.cuh"
 #include "matmul_kernels.hpp"
+#include "quantize_q8.cuh"
 
 namespace ts::cuda {
 namespace {
@@ -467,11 +469,6 @@ __device__ __forceinline__ float warp_max(float x) {
   for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(kFull, x, o));
   return x;
 }
-__device__ __forceinline__ int warp_sum_int(int x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(kFull, x, o);
-  return x;
-}
 __device__ __forceinline__ int warp_min_int(int x) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) x = min(x, __shfl_xor_sync(kFull, x, o));
@@ -480,28 +477,20 @@ __device__ __forceinline__ int warp_min_int(int x) {
 
 // ---- activation quantisation (kernels/cpu/quantize_act.cpp, bit for bit) ----
 
-// Q8_0 / Q8_1 (S: with s = d * sum(q)): one warp per 32-value block, one value per lane.
-// d = amax / 127, q = round-half-even(x * (127 / amax)) (the CPU's magic-number rounding of the
-// rounded product: __float2int_rn of __fmul_rn), d and s stored as fp16.
+// Q8_0 / Q8_1 (S: with s = d * sum(q)): one thread per 4 values (quantize_q8.cuh), i over the
+// m rows' n / 4 quads.
 template <bool S>
-__global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t n, int64_t blocks, uint8_t* __restrict__ dst,
+__global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t n, int64_t quads, uint8_t* __restrict__ dst,
                                    size_t row_bytes) {
-  const int64_t wi = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  if (wi >= blocks) return;
-  const int lane = threadIdx.x & 31;
-  const int64_t nb = n / 32, j = wi / nb, b = wi % nb;
-  const float v = x[j * n + 32 * b + lane];
-  const float amax = warp_max(fabsf(v));
-  const float d = __fdiv_rn(amax, 127.0f), id = amax != 0 ? __fdiv_rn(127.0f, amax) : 0.0f;
-  const int q = __float2int_rn(__fmul_rn(v, id));
-  constexpr int kHead = S ? 4 : 2;
-  uint8_t* blk = dst + j * row_bytes + b * (kHead + 32);
-  blk[kHead + lane] = uint8_t(q);
-  const int sum = S ? warp_sum_int(q) : 0;
-  if (lane == 0) {
-    reinterpret_cast<uint16_t*>(blk)[0] = f2h(d);
-    if (S) reinterpret_cast<uint16_t*>(blk)[1] = f2h(__fmul_rn(d, float(sum)));
+  pdl_wait();
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, n4 = n / 4, j = i / n4, c = i % n4;
+  const bool valid = i < quads;
+  float4 v{};
+  if (valid) {
+    const float* p = x + j * n + 4 * c;  // 4-byte aligned only
+    v = float4{p[0], p[1], p[2], p[3]};
   }
+  quantize_q8_quad<S>(v, c, dst + j * row_bytes, valid);
 }
 
 // Q8_K: one warp per 256-value block, lane l holding values 8l..8l+7. The scale comes from the
@@ -510,6 +499,7 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t n, int64
 // all-zero block is all zero bytes.
 __global__ void quantize_q8_k_kernel(const float* __restrict__ x, int64_t n, int64_t blocks, uint8_t* __restrict__ dst,
                                      size_t row_bytes) {
+  pdl_wait();
   const int64_t wi = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   if (wi >= blocks) return;
   const int lane = threadIdx.x & 31;
@@ -624,6 +614,7 @@ __device__ __forceinline__ void load_step(const uint8_t* row, int64_t base, int6
 // ptxas spilled).
 template <class T, int M>
 __global__ void __launch_bounds__(kThreads, M == 1 ? 4 : 2) gemv_q_kernel(GemvArgs g) {
+  pdl_wait();
   constexpr int G = T::kLanes, U = T::kUnroll, kBpw = 32 / G, kStep = U * kBpw, kSub = T::kElems / 32;
   extern __shared__ __align__(16) unsigned char smem[];
   const int kc32 = g.chunk * kSub;
@@ -785,6 +776,7 @@ __global__ void __launch_bounds__(kThreads) gemv_row_kernel(RowArgs g) {
     issue(ahead, i);
     ahead = advance(ahead);
   }
+  pdl_wait();  // the weights are constant; the activation is the previous kernel's
   stage_act<T::kAct, 1>(g.act, 0, 0, n32, n32, sq, ss);
   __syncthreads();
   float acc = 0.f;
@@ -815,6 +807,7 @@ template <class F, bool kVec>
 __global__ void __launch_bounds__(kThreads) gemv_f_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n,
                                                           int64_t n_out, const float* __restrict__ act, int m,
                                                           float* __restrict__ y, int64_t ldy) {
+  pdl_wait();
   constexpr int V = kVec ? 16 / F::kSize : 1;
   const int lane = threadIdx.x & 31;
   const int64_t r = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
@@ -874,6 +867,7 @@ __device__ __forceinline__ void store1(uint16_t* y, float v) { *y = f2h(v); }
 template <class T, class Out>
 __global__ void dequantize_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n,
                                   const int32_t* __restrict__ ids, int64_t r0, int64_t rows, Out* __restrict__ y) {
+  pdl_wait();
   const int64_t groups = n / 8, total = rows * groups;
   for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t i = t / groups, e = 8 * (t % groups);
@@ -889,6 +883,7 @@ template <class F, class Out>
 __global__ void dequantize_float_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n,
                                         const int32_t* __restrict__ ids, int64_t r0, int64_t rows,
                                         Out* __restrict__ y) {
+  pdl_wait();
   const int64_t total = rows * n;
   for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t i = t / n, e = t % n;
@@ -898,6 +893,7 @@ __global__ void dequantize_float_kernel(const uint8_t* __restrict__ w, size_t ro
 }
 
 __global__ void f32_to_f16_kernel(const float* __restrict__ x, uint16_t* __restrict__ y, int64_t n) {
+  pdl_wait();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = f2h(x[i]);
 }
@@ -973,12 +969,14 @@ void dequantize(GgmlType wt, const void* w, size_t row_bytes, int64_t n, const i
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   if (is_float(wt)) {
     with_float(wt, [&](auto f) {
-      dequantize_float_kernel<decltype(f), Out><<<grid_for(rows * n, 256), 256, 0, s>>>(wb, row_bytes, n, ids, r0, rows, y);
+      launch(dequantize_float_kernel<decltype(f), Out>, grid_for(rows * n, 256), 256, 0, s, wb, row_bytes, n, ids, r0,
+             rows, y);
     });
   } else {
     if (!aligned(y, 16)) throw std::invalid_argument(std::string(what) + ": output not 16-byte aligned");
     with_quant(wt, [&](auto t) {
-      dequantize_kernel<decltype(t), Out><<<grid_for(rows * n / 8, 256), 256, 0, s>>>(wb, row_bytes, n, ids, r0, rows, y);
+      launch(dequantize_kernel<decltype(t), Out>, grid_for(rows * n / 8, 256), 256, 0, s, wb, row_bytes, n, ids, r0,
+             rows, y);
     });
   }
   check(cudaGetLastError(), what);
@@ -1016,7 +1014,7 @@ void launch_row_kernel(const RowArgs& g, cudaStream_t s) {
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), "cudaFuncSetAttribute");
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem), "cudaOccupancy");
   const int64_t grid = std::min<int64_t>((g.rows + kWarps - 1) / kWarps, int64_t(sms) * std::max(per_sm, 1));
-  kernel<<<unsigned(grid), kThreads, smem, s>>>(g);
+  launch(kernel, unsigned(grid), kThreads, smem, s, g);
 }
 
 // groups x m activation rows (m <= kGemvMaxRows), group g on grid.y = g.
@@ -1029,9 +1027,9 @@ void launch_gemv_groups(GgmlType wt, const void* w, size_t row_bytes, int64_t n_
       using F = decltype(f);
       const float* x = static_cast<const float*>(act);
       if (aligned(w, 16) && row_bytes % 16 == 0 && aligned(act, 16) && n_in % (16 / F::kSize) == 0)
-        gemv_f_kernel<F, true><<<grid, kThreads, 0, s>>>(wb, row_bytes, n_in, n_out, x, int(m), y, ldy);
+        launch(gemv_f_kernel<F, true>, grid, kThreads, 0, s, wb, row_bytes, n_in, n_out, x, int(m), y, ldy);
       else
-        gemv_f_kernel<F, false><<<grid, kThreads, 0, s>>>(wb, row_bytes, n_in, n_out, x, int(m), y, ldy);
+        launch(gemv_f_kernel<F, false>, grid, kThreads, 0, s, wb, row_bytes, n_in, n_out, x, int(m), y, ldy);
     });
     check(cudaGetLastError(), "gemv_f_kernel");
     return;
@@ -1043,7 +1041,7 @@ void launch_gemv_groups(GgmlType wt, const void* w, size_t row_bytes, int64_t n_
     const size_t smem = staged_bytes(m * chunk * T::kElems);
     const GemvArgs g{wb, row_bytes, nb, n_out, static_cast<const uint8_t*>(act), act_row_bytes(wt, n_in),
                      int(chunk), y, ldy};
-    with_rows(m, [&](auto mc) { gemv_q_kernel<T, decltype(mc)::value><<<grid, kThreads, smem, s>>>(g); });
+    with_rows(m, [&](auto mc) { launch(gemv_q_kernel<T, decltype(mc)::value>, grid, kThreads, smem, s, g); });
   });
   check(cudaGetLastError(), "gemv_q_kernel");
 }
@@ -1070,11 +1068,15 @@ void launch_quantize_act(GgmlType wt, const float* x, int64_t m, int64_t n, void
   }
   const size_t rb = act_row_bytes(wt, n);
   uint8_t* d = static_cast<uint8_t*>(dst);
-  const int64_t blocks = m * (n / (a == Act::Q8_K ? 256 : 32));  // one warp each
-  const unsigned grid = unsigned((blocks + kWarps - 1) / kWarps);
-  if (a == Act::Q8_0) quantize_q8_kernel<false><<<grid, kThreads, 0, s>>>(x, n, blocks, d, rb);
-  if (a == Act::Q8_1) quantize_q8_kernel<true><<<grid, kThreads, 0, s>>>(x, n, blocks, d, rb);
-  if (a == Act::Q8_K) quantize_q8_k_kernel<<<grid, kThreads, 0, s>>>(x, n, blocks, d, rb);
+  if (a == Act::Q8_K) {
+    const int64_t blocks = m * (n / 256);  // one warp each
+    launch(quantize_q8_k_kernel, unsigned((blocks + kWarps - 1) / kWarps), kThreads, 0, s, x, n, blocks, d, rb);
+  } else {
+    const int64_t quads = m * n / 4;  // one thread each
+    const unsigned grid = unsigned((quads + kThreads - 1) / kThreads);
+    if (a == Act::Q8_0) launch(quantize_q8_kernel<false>, grid, kThreads, 0, s, x, n, quads, d, rb);
+    if (a == Act::Q8_1) launch(quantize_q8_kernel<true>, grid, kThreads, 0, s, x, n, quads, d, rb);
+  }
   check(cudaGetLastError(), "quantize_act kernel");
 }
 
@@ -1157,7 +1159,7 @@ void launch_get_rows(GgmlType wt, const void* w, size_t row_bytes, int64_t n_in,
 
 void launch_f32_to_f16(const float* x, uint16_t* y, int64_t n, cudaStream_t s) {
   if (n <= 0) return;
-  f32_to_f16_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
+  launch(f32_to_f16_kernel, grid_for(n, 256), 256, 0, s, x, y, n);
   check(cudaGetLastError(), "f32_to_f16_kernel");
 }
 

@@ -3,6 +3,7 @@
 // row and the scatter of the output. RoPE as in the decode kernels (rope_cs2, rotate_pair).
 #include "decode_kernels.hpp"
 #include "device_common.cuh"
+#include "launch.cuh"
 #include "prefill_kernels.hpp"
 
 namespace ts::cuda {
@@ -42,6 +43,7 @@ __device__ int64_t count_below(const PrefillSet& s, int64_t x) {
 
 // D / 4 threads per (KV head, set entry) row.
 __global__ void gather_kernel(PagedKv kv, RopeTables rope, PrefillSet set, uint16_t* kg, uint16_t* vg) {
+  pdl_wait();
   const int D = kv.head_dim, tpr = D / 4, p = threadIdx.x % tpr;
   const int64_t row = int64_t(blockIdx.x) * (kThreads / tpr) + threadIdx.x / tpr;
   if (row >= kv.n_kv_heads * set.n_pad) return;
@@ -67,6 +69,7 @@ __global__ void gather_kernel(PagedKv kv, RopeTables rope, PrefillSet set, uint1
 
 // D / 4 threads per (head, query) row of qg.
 __global__ void queries_kernel(const float* q, PrefillBlock b, RopeTables rope, PrefillSet set, uint16_t* qg) {
+  pdl_wait();
   const int D = b.head_dim, tpr = D / 4, p = threadIdx.x % tpr;
   const int64_t row = int64_t(blockIdx.x) * (kThreads / tpr) + threadIdx.x / tpr;
   if (row >= b.n_heads * b.mb) return;
@@ -105,6 +108,7 @@ __device__ float block_reduce(float v, Op op) {
 // One block per score row (head h, query i at row h * mb + i).
 __global__ void __launch_bounds__(kSoftmaxThreads)
     softmax_kernel(const float* s, PrefillBlock b, PrefillSet set, int64_t ld, int64_t cols, float scale, uint16_t* p) {
+  pdl_wait();
   const int64_t row = blockIdx.x;
   const int64_t visible = count_below(set, b.q_first + row % b.mb + 1);
   const float* sr = s + row * ld;
@@ -123,6 +127,7 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
 
 // One thread per 4 outputs, in out's order.
 __global__ void scatter_kernel(const float* o, PrefillBlock b, float* out) {
+  pdl_wait();
   const int64_t n4 = b.mb * b.n_heads * b.head_dim / 4, idx = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (idx >= n4) return;
   const int64_t per_query = b.n_heads * b.head_dim / 4, i = idx / per_query, rem = idx % per_query;
@@ -137,25 +142,25 @@ unsigned blocks_for(int64_t threads) { return unsigned((threads + kThreads - 1) 
 void launch_prefill_gather(const PagedKv& kv, const RopeTables& rope, const PrefillSet& set, uint16_t* kg,
                            uint16_t* vg, cudaStream_t stream) {
   const int64_t threads = kv.n_kv_heads * set.n_pad * (kv.head_dim / 4);
-  gather_kernel<<<blocks_for(threads), kThreads, 0, stream>>>(kv, rope, set, kg, vg);
+  launch(gather_kernel, blocks_for(threads), kThreads, 0, stream, kv, rope, set, kg, vg);
   check(cudaGetLastError(), "prefill gather_kernel");
 }
 
 void launch_prefill_queries(const float* q, const PrefillBlock& b, const RopeTables& rope, const PrefillSet& set,
                             uint16_t* qg, cudaStream_t stream) {
   const int64_t threads = b.n_heads * b.mb * (b.head_dim / 4);
-  queries_kernel<<<blocks_for(threads), kThreads, 0, stream>>>(q, b, rope, set, qg);
+  launch(queries_kernel, blocks_for(threads), kThreads, 0, stream, q, b, rope, set, qg);
   check(cudaGetLastError(), "prefill queries_kernel");
 }
 
 void launch_prefill_softmax(const float* s, const PrefillBlock& b, const PrefillSet& set, int64_t ld, int64_t cols,
                             float scale, uint16_t* p, cudaStream_t stream) {
-  softmax_kernel<<<unsigned(b.n_heads * b.mb), kSoftmaxThreads, 0, stream>>>(s, b, set, ld, cols, scale, p);
+  launch(softmax_kernel, unsigned(b.n_heads * b.mb), kSoftmaxThreads, 0, stream, s, b, set, ld, cols, scale, p);
   check(cudaGetLastError(), "prefill softmax_kernel");
 }
 
 void launch_prefill_scatter(const float* o, const PrefillBlock& b, float* out, cudaStream_t stream) {
-  scatter_kernel<<<blocks_for(b.mb * b.n_heads * b.head_dim / 4), kThreads, 0, stream>>>(o, b, out);
+  launch(scatter_kernel, blocks_for(b.mb * b.n_heads * b.head_dim / 4), kThreads, 0, stream, o, b, out);
   check(cudaGetLastError(), "prefill scatter_kernel");
 }
 

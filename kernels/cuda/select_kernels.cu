@@ -12,6 +12,7 @@
 
 #include "decode_kernels.hpp"
 #include "device_common.cuh"
+#include "launch.cuh"
 
 namespace ts::cuda {
 
@@ -30,22 +31,27 @@ constexpr int kCompactThreads = 256;
 constexpr int kMaxHeads = 128;
 
 __global__ void set_tokens_kernel(StepState* s, int n, int32_t T, int32_t delta, const int32_t* T_dev) {
+  pdl_wait();
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) s[i].T = T_dev ? *T_dev : delta ? s[i].T + delta : T;
 }
 
-__global__ void kv_append_kernel(PagedKv kv, const StepState* st, const float* k, const float* v) {
-  const int g = blockIdx.x, t = st->T - 1;
-  const int64_t off = kv_offset(kv, g, t);
-  for (int i = threadIdx.x; i < kv.head_dim; i += blockDim.x) {
-    reinterpret_cast<__half*>(kv.k)[off + i] = __float2half_rn(k[g * kv.head_dim + i]);
-    reinterpret_cast<__half*>(kv.v)[off + i] = __float2half_rn(v[g * kv.head_dim + i]);
-  }
-}
-
+// Block 0 plans; blocks 1.. (when the launch appends) store KV head blockIdx.x - 1 of the
+// step's K/V at index T - 1.
 __global__ void __launch_bounds__(kPlanThreads) plan_kernel(StepState* st, float* fp, const float* q, int n,
-                                                            SelectConfig cfg, uint32_t* hist,
+                                                            SelectConfig cfg, uint32_t* hist, StepKv append,
                                                             cudaGraphConditionalHandle select_if, int has_if) {
+  pdl_wait();
+  if (blockIdx.x > 0) {
+    const PagedKv& kv = append.kv;
+    const int g = blockIdx.x - 1;
+    const int64_t off = kv_offset(kv, g, st->T - 1);
+    for (int i = threadIdx.x; i < kv.head_dim; i += blockDim.x) {
+      reinterpret_cast<__half*>(kv.k)[off + i] = __float2half_rn(append.k[g * kv.head_dim + i]);
+      reinterpret_cast<__half*>(kv.v)[off + i] = __float2half_rn(append.v[g * kv.head_dim + i]);
+    }
+    return;
+  }
   using Reduce = cub::BlockReduce<double, kPlanThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   __shared__ int plan;
@@ -105,6 +111,7 @@ template <int D, int G>
 __global__ void __launch_bounds__(kScoreThreads)
     scores_kernel(PagedKv kv, const StepState* st, const float* q, int n_heads, float scale, float* scores,
                   int64_t stride, int force) {
+  pdl_wait();
   constexpr int CH = D / 32;  // 16-byte chunks per lane per key
   constexpr int NW = kScoreThreads / 32, U = D == 128 ? 2 : 4;  // U tiles of 8 keys in flight per warp
   if (!force && st->plan != kPlanSelect) return;
@@ -146,6 +153,7 @@ __global__ void __launch_bounds__(kScoreThreads)
 // Per block and head, the (max, sum of exp) of a slice of the head's scores (blockIdx.y = head).
 __global__ void __launch_bounds__(256) score_stats_kernel(const StepState* st, const float* scores, int64_t stride,
                                                           int n_heads, float2* partials) {
+  pdl_wait();
   if (st->plan != kPlanSelect) return;
   __shared__ float2 red[256];
   const int h = blockIdx.y, n = st->n_cand;
@@ -167,6 +175,7 @@ __global__ void __launch_bounds__(256) score_stats_kernel(const StepState* st, c
 // stats[h] = the merge of every scoring block's partial for head h.
 __global__ void softmax_stats_kernel(const StepState* st, const float2* partials, int blocks, int n_heads,
                                      float2* stats) {
+  pdl_wait();
   if (st->plan != kPlanSelect) return;
   __shared__ float2 red[256];
   const int h = blockIdx.x;
@@ -193,6 +202,7 @@ __device__ void flush_hist(const uint32_t* local, uint32_t* hist, int bins) {
 __global__ void __launch_bounds__(kVoteThreads) vote_hist_kernel(const StepState* st, const float* scores,
                                                                  int64_t stride, const float2* stats, int n_heads,
                                                                  float* votes, uint32_t* hist) {
+  pdl_wait();
   if (st->plan != kPlanSelect) return;
   __shared__ uint32_t local[kHistBins];
   __shared__ float2 sh[kMaxHeads];
@@ -212,6 +222,7 @@ __global__ void __launch_bounds__(kVoteThreads) vote_hist_kernel(const StepState
 // Radix passes 2 and 3: histogram of the next digit among the votes that match the prefix.
 __global__ void __launch_bounds__(kVoteThreads) hist_kernel(const StepState* st, const float* votes, int shift,
                                                             int bins, uint32_t* hist) {
+  pdl_wait();
   if (st->plan != kPlanSelect) return;
   __shared__ uint32_t local[kHistBins];
   for (int i = threadIdx.x; i < bins; i += blockDim.x) local[i] = 0;
@@ -228,6 +239,7 @@ __global__ void __launch_bounds__(kVoteThreads) hist_kernel(const StepState* st,
 // Finds the digit of the k_left-th largest vote among those matching the prefix, extends the
 // prefix with it, and leaves in k_left how many with that digit are still to be taken.
 __global__ void __launch_bounds__(kPickThreads) pick_kernel(StepState* st, uint32_t* hist, int shift, int bins) {
+  pdl_wait();
   if (st->plan != kPlanSelect) return;
   using Scan = cub::BlockScan<uint32_t, kPickThreads>;
   __shared__ typename Scan::TempStorage tmp;
@@ -261,6 +273,7 @@ __device__ __forceinline__ int slice_begin(int n, int b, int blocks) { return in
 
 __global__ void __launch_bounds__(kCompactThreads) compact_count_kernel(const StepState* st, const float* votes,
                                                                         int2* counts) {
+  pdl_wait();
   if (st->plan != kPlanSelect) return;
   using Reduce = cub::BlockReduce<int, kCompactThreads>;
   __shared__ typename Reduce::TempStorage tmp;
@@ -283,6 +296,7 @@ __global__ void __launch_bounds__(kCompactThreads) compact_count_kernel(const St
 __global__ void __launch_bounds__(kCompactThreads) compact_write_kernel(StepState* st, const float* votes,
                                                                         const int2* counts, int32_t* selected,
                                                                         float* selected_votes) {
+  pdl_wait();
   if (st->plan != kPlanSelect) return;
   using Scan = cub::BlockScan<int, kCompactThreads>;
   using Reduce = cub::BlockReduce<int, kCompactThreads>;
@@ -332,6 +346,7 @@ __global__ void __launch_bounds__(kCompactThreads) compact_write_kernel(StepStat
 }
 
 __global__ void fill_random_half_kernel(__half* x, int64_t n, uint32_t seed, float scale) {
+  pdl_wait();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     uint32_t h = uint32_t(i) * 0x9E3779B1u ^ uint32_t(i >> 32) * 0x85EBCA77u ^ seed * 0xC2B2AE3Du;
     h ^= h >> 15;
@@ -356,11 +371,11 @@ void launch_scores_impl(const PagedKv& kv, const LayerSelectBuffers& layer, cons
   dispatch_group(n_heads / kv.n_kv_heads, [&](auto gc) {
     constexpr int G = decltype(gc)::value;
     if (kv.head_dim == 64)
-      scores_kernel<64, G><<<grid, kScoreThreads, 0, stream>>>(kv, layer.state, q, n_heads, scale, s.scores,
-                                                               s.capacity, force);
+      launch(scores_kernel<64, G>, grid, kScoreThreads, 0, stream, kv, layer.state, q, n_heads, scale, s.scores,
+             s.capacity, force);
     else
-      scores_kernel<128, G><<<grid, kScoreThreads, 0, stream>>>(kv, layer.state, q, n_heads, scale, s.scores,
-                                                                s.capacity, force);
+      launch(scores_kernel<128, G>, grid, kScoreThreads, 0, stream, kv, layer.state, q, n_heads, scale, s.scores,
+             s.capacity, force);
   });
   check_launch("scores_kernel");
 }
@@ -368,30 +383,26 @@ void launch_scores_impl(const PagedKv& kv, const LayerSelectBuffers& layer, cons
 }  // namespace
 
 void launch_set_tokens(StepState* states, int n_layers, int32_t T, cudaStream_t stream) {
-  set_tokens_kernel<<<(n_layers + 127) / 128, 128, 0, stream>>>(states, n_layers, T, 0, nullptr);
+  launch(set_tokens_kernel, (n_layers + 127) / 128, 128, 0, stream, states, n_layers, T, 0, nullptr);
   check_launch("set_tokens_kernel");
 }
 
 void launch_set_tokens_from(StepState* states, int n_layers, const int32_t* T, cudaStream_t stream) {
-  set_tokens_kernel<<<(n_layers + 127) / 128, 128, 0, stream>>>(states, n_layers, 0, 0, T);
+  launch(set_tokens_kernel, (n_layers + 127) / 128, 128, 0, stream, states, n_layers, 0, 0, T);
   check_launch("set_tokens_kernel");
 }
 
 void launch_advance_tokens(StepState* states, int n_layers, int32_t delta, cudaStream_t stream) {
-  set_tokens_kernel<<<(n_layers + 127) / 128, 128, 0, stream>>>(states, n_layers, 0, delta, nullptr);
+  launch(set_tokens_kernel, (n_layers + 127) / 128, 128, 0, stream, states, n_layers, 0, delta, nullptr);
   check_launch("set_tokens_kernel");
 }
 
-void launch_kv_append(const PagedKv& kv, const StepState* state, const float* k, const float* v, cudaStream_t stream) {
-  kv_append_kernel<<<kv.n_kv_heads, 128, 0, stream>>>(kv, state, k, v);
-  check_launch("kv_append_kernel");
-}
-
 void launch_plan(const LayerSelectBuffers& layer, const float* q, int32_t n_heads, int32_t head_dim,
-                 const SelectConfig& cfg, const SelectScratch& s, const cudaGraphConditionalHandle* select_if,
-                 cudaStream_t stream) {
-  plan_kernel<<<1, kPlanThreads, 0, stream>>>(layer.state, layer.fingerprint, q, n_heads * head_dim, cfg, s.hist,
-                                              select_if ? *select_if : cudaGraphConditionalHandle{}, select_if != nullptr);
+                 const SelectConfig& cfg, const SelectScratch& s, const StepKv* append,
+                 const cudaGraphConditionalHandle* select_if, cudaStream_t stream) {
+  launch(plan_kernel, 1 + (append ? append->kv.n_kv_heads : 0), kPlanThreads, 0, stream, layer.state,
+         layer.fingerprint, q, n_heads * head_dim, cfg, s.hist, append ? *append : StepKv{},
+         select_if ? *select_if : cudaGraphConditionalHandle{}, select_if != nullptr);
   check_launch("plan_kernel");
 }
 
@@ -403,33 +414,33 @@ void launch_scores_only(const PagedKv& kv, const LayerSelectBuffers& layer, cons
 void launch_select(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads, float scale,
                    const SelectScratch& s, cudaStream_t stream) {
   launch_scores_impl(kv, layer, q, n_heads, scale, s, 0, stream);
-  score_stats_kernel<<<dim3(unsigned(s.stats_blocks), unsigned(n_heads)), 256, 0, stream>>>(layer.state, s.scores,
-                                                                                             s.capacity, n_heads, s.partials);
+  launch(score_stats_kernel, dim3(unsigned(s.stats_blocks), unsigned(n_heads)), 256, 0, stream, layer.state, s.scores,
+         s.capacity, n_heads, s.partials);
   check_launch("score_stats_kernel");
-  softmax_stats_kernel<<<n_heads, 256, 0, stream>>>(layer.state, s.partials, s.stats_blocks, n_heads, s.stats);
+  launch(softmax_stats_kernel, n_heads, 256, 0, stream, layer.state, s.partials, s.stats_blocks, n_heads, s.stats);
   check_launch("softmax_stats_kernel");
-  vote_hist_kernel<<<s.compact_blocks, kVoteThreads, 0, stream>>>(layer.state, s.scores, s.capacity, s.stats, n_heads,
-                                                                  s.votes, s.hist);
+  launch(vote_hist_kernel, s.compact_blocks, kVoteThreads, 0, stream, layer.state, s.scores, s.capacity, s.stats,
+         n_heads, s.votes, s.hist);
   check_launch("vote_hist_kernel");
-  pick_kernel<<<1, kPickThreads, 0, stream>>>(layer.state, s.hist, 21, 2048);
+  launch(pick_kernel, 1, kPickThreads, 0, stream, layer.state, s.hist, 21, 2048);
   check_launch("pick_kernel");
-  hist_kernel<<<s.compact_blocks, kVoteThreads, 0, stream>>>(layer.state, s.votes, 10, 2048, s.hist);
+  launch(hist_kernel, s.compact_blocks, kVoteThreads, 0, stream, layer.state, s.votes, 10, 2048, s.hist);
   check_launch("hist_kernel");
-  pick_kernel<<<1, kPickThreads, 0, stream>>>(layer.state, s.hist, 10, 2048);
+  launch(pick_kernel, 1, kPickThreads, 0, stream, layer.state, s.hist, 10, 2048);
   check_launch("pick_kernel");
-  hist_kernel<<<s.compact_blocks, kVoteThreads, 0, stream>>>(layer.state, s.votes, 0, 1024, s.hist);
+  launch(hist_kernel, s.compact_blocks, kVoteThreads, 0, stream, layer.state, s.votes, 0, 1024, s.hist);
   check_launch("hist_kernel");
-  pick_kernel<<<1, kPickThreads, 0, stream>>>(layer.state, s.hist, 0, 1024);
+  launch(pick_kernel, 1, kPickThreads, 0, stream, layer.state, s.hist, 0, 1024);
   check_launch("pick_kernel");
-  compact_count_kernel<<<s.compact_blocks, kCompactThreads, 0, stream>>>(layer.state, s.votes, s.block_counts);
+  launch(compact_count_kernel, s.compact_blocks, kCompactThreads, 0, stream, layer.state, s.votes, s.block_counts);
   check_launch("compact_count_kernel");
-  compact_write_kernel<<<s.compact_blocks, kCompactThreads, 0, stream>>>(layer.state, s.votes, s.block_counts,
-                                                                         layer.selected, layer.selected_votes);
+  launch(compact_write_kernel, s.compact_blocks, kCompactThreads, 0, stream, layer.state, s.votes, s.block_counts,
+         layer.selected, layer.selected_votes);
   check_launch("compact_write_kernel");
 }
 
 void launch_fill_random_half(uint16_t* x, int64_t n, uint32_t seed, float scale, cudaStream_t stream) {
-  fill_random_half_kernel<<<1024, 256, 0, stream>>>(reinterpret_cast<__half*>(x), n, seed, scale);
+  launch(fill_random_half_kernel, 1024, 256, 0, stream, reinterpret_cast<__half*>(x), n, seed, scale);
   check_launch("fill_random_half_kernel");
 }
 

@@ -101,9 +101,9 @@ class DeviceAttention {
   // Before the layers of a step of m tokens at cache index t0.
   virtual void begin_step(int64_t t0, int64_t m) = 0;
   // Stores the step's k and v (m rows of n_kv_heads x head_dim, before RoPE) and writes the
-  // attention of q (m x n_heads x head_dim, before RoPE) into out.
-  virtual void layer(int32_t il, const float* q, const float* k, const float* v, int64_t m, int64_t t0,
-                     float* out) = 0;
+  // attention of q (m x n_heads x head_dim, before RoPE) into out; feeds as for Backend::rmsnorm.
+  virtual void layer(int32_t il, const float* q, const float* k, const float* v, int64_t m, int64_t t0, float* out,
+                     const Weight* feeds) = 0;
   virtual void truncate(int64_t n) = 0;  // the cache keeps [0, n): cached selections are dropped
   // The counts since configure(); synchronises.
   virtual DeviceSelectCounts select_counts() = 0;
@@ -127,14 +127,23 @@ class Backend {
   }
   // y[i] = row ids[i] of W, dequantised (embedding lookup).
   virtual void get_rows(const Weight& w, const int32_t* ids, int64_t m, float* y) = 0;
-  // y[i] = x[i] / rms(x[i]) * weight, over rows of n.
-  virtual void rmsnorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y) = 0;
+  // y[i] = x[i] / rms(x[i]) * weight, over rows of n. feeds: the weight whose matmul reads y
+  // next, or null; a backend may prepare that input (quantise it) in the same pass.
+  virtual void rmsnorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
+                       const Weight* feeds) = 0;
   // x[i] += bias, over rows of n.
   virtual void add_bias(float* x, const float* bias, int64_t m, int64_t n) = 0;
   // y += x, n elements.
   virtual void add(float* y, const float* x, int64_t n) = 0;
-  // gate = silu(gate) * up, n elements.
-  virtual void swiglu(float* gate, const float* up, int64_t n) = 0;
+  // The residual step between sublayers: x += d, then y = rmsnorm(x) (rows of n; y may be d).
+  // One pass on backends that fuse it; the same arithmetic either way.
+  virtual void add_rmsnorm(float* x, const float* d, const float* weight, int64_t m, int64_t n, float eps, float* y,
+                           const Weight* feeds) {
+    add(x, d, m * n);
+    rmsnorm(x, weight, m, n, eps, y, feeds);
+  }
+  // gate = silu(gate) * up, n elements; feeds as for rmsnorm.
+  virtual void swiglu(float* gate, const float* up, int64_t n, const Weight* feeds) = 0;
   // Append m tokens' K (before RoPE) and V, row-major [m][n_kv_heads*head_dim], at cache index t0.
   virtual void kv_store(const KvLayerView& kv, int64_t t0, int64_t m, const float* k, const float* v) = 0;
   virtual void attention(const AttentionArgs& args) = 0;

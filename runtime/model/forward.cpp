@@ -56,7 +56,11 @@ void Forward::host_attention(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
 void Forward::layer(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
   const HParams& h = model_.hparams();
   const LayerWeights& w = model_.weights().layers[size_t(il)];
-  be_.rmsnorm(x_, w.attn_norm.data(), m, h.n_embd, h.rms_eps, xn_);
+  // The previous layer's FFN output waits in xn_ to be added with this norm (one pass).
+  if (il == 0)
+    be_.rmsnorm(x_, w.attn_norm.data(), m, h.n_embd, h.rms_eps, xn_, &w.wq);
+  else
+    be_.add_rmsnorm(x_, xn_, w.attn_norm.data(), m, h.n_embd, h.rms_eps, xn_, &w.wq);
   const Weight* qkv[3] = {&w.wq, &w.wk, &w.wv};
   float* qkv_out[3] = {q_, k_, v_};
   be_.matmul_many(qkv, qkv_out, 3, xn_, m);
@@ -66,20 +70,17 @@ void Forward::layer(int32_t il, int64_t m, KvCache& kv, int64_t t0) {
     be_.add_bias(v_, w.bv.data(), m, h.kv_dim());
   }
   if (DeviceAttention* da = be_.device_attention()) {
-    da->layer(il, q_, k_, v_, m, t0, att_);
+    da->layer(il, q_, k_, v_, m, t0, att_, &w.wo);
   } else {
     host_attention(il, m, kv, t0);
   }
   be_.matmul(w.wo, att_, m, xn_);
-  be_.add(x_, xn_, m * h.n_embd);
-
-  be_.rmsnorm(x_, w.ffn_norm.data(), m, h.n_embd, h.rms_eps, xn_);
+  be_.add_rmsnorm(x_, xn_, w.ffn_norm.data(), m, h.n_embd, h.rms_eps, xn_, &w.w_gate);
   const Weight* gate_up[2] = {&w.w_gate, &w.w_up};
   float* gate_up_out[2] = {gate_, up_};
   be_.matmul_many(gate_up, gate_up_out, 2, xn_, m);
-  be_.swiglu(gate_, up_, m * h.n_ff);
-  be_.matmul(w.w_down, gate_, m, xn_);
-  be_.add(x_, xn_, m * h.n_embd);
+  be_.swiglu(gate_, up_, m * h.n_ff, &w.w_down);
+  be_.matmul(w.w_down, gate_, m, xn_);  // added to x_ by the next norm
 }
 
 const float* Forward::run(std::span<const int32_t> tokens, KvCache& kv, LogitsMode mode) {
@@ -106,8 +107,10 @@ const float* Forward::run(std::span<const int32_t> tokens, KvCache& kv, LogitsMo
       policy_->begin_step(t0, m);
     for (int32_t il = 0; il < h.n_layer; ++il) layer(il, m, kv, t0);
     if (rows == 0) return;
-    const float* src = mode == LogitsMode::all ? x_ : x_ + (m - 1) * h.n_embd;
-    be_.rmsnorm(src, model_.weights().output_norm.data(), rows, h.n_embd, h.rms_eps, xn_);
+    // The last FFN output is added only to the rows that get logits: nothing else reads x_ now.
+    const int64_t first = mode == LogitsMode::all ? 0 : m - 1;
+    be_.add_rmsnorm(x_ + first * h.n_embd, xn_ + first * h.n_embd, model_.weights().output_norm.data(), rows,
+                    h.n_embd, h.rms_eps, xn_, &model_.weights().output);
     be_.matmul(model_.weights().output, xn_, rows, logits_);
   });
   kv.set_size(t0 + m);

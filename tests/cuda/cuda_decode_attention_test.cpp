@@ -16,6 +16,7 @@
 #include "backend/backend.hpp"
 #include "backend/cuda/cuda_decode_attention.hpp"
 #include "cuda_test_support.hpp"
+#include "cpu/quant.hpp"
 #include "cpu/vec_ops.hpp"
 #include "select/token_select.hpp"
 
@@ -72,12 +73,12 @@ struct Gpu {
     att.set_tokens(int32_t(T));
     att.plan_splits(max_keys);
   }
-  std::vector<float> attend(const std::vector<float>& qh) {
+  std::vector<float> attend(const std::vector<float>& qh, const cuda::RowQuantOut& out_q = {}) {
     cuda::check(cudaMemcpyAsync(q, qh.data(), qh.size() * 4, cudaMemcpyHostToDevice, att.stream()), "cudaMemcpyAsync");
     const size_t n = qh.size();
     std::vector<float> poison(n, NAN);
     cuda::check(cudaMemcpyAsync(out, poison.data(), n * 4, cudaMemcpyHostToDevice, att.stream()), "cudaMemcpyAsync");
-    att.attend(0, q, out);
+    att.attend(0, q, out, nullptr, nullptr, out_q);
     std::vector<float> o(n);
     cuda::check(cudaMemcpyAsync(o.data(), out, n * 4, cudaMemcpyDeviceToHost, att.stream()), "cudaMemcpyAsync");
     cuda::check(cudaStreamSynchronize(att.stream()), "cudaStreamSynchronize");
@@ -212,6 +213,30 @@ TEST(CudaDecodeAttention, LargeCandidateSetMatchesCpu) {
   const std::vector<float> out = gpu.attend(q);
   expect_same_selection_up_to_ties(cpu.policy.last_selection()[0], gpu.att.selection(0), 1e-4);
   EXPECT_LT(rel_error(out, ref), 5e-3);
+}
+
+// The combine kernel also writes the output as the output projection's activation blocks:
+// byte for byte the CPU's quantisation of the float output it wrote.
+TEST(CudaDecodeAttention, QuantisesItsOutputForTheOutputProjection) {
+  TS_SKIP_WITHOUT_GPU();
+  for (const Shape& s : {kSmol, kLlama8B})
+    for (GgmlType wt : {GgmlType::Q4_0, GgmlType::Q4_1}) {
+      HostKv kv(s, 3000, 5, 1.5f);
+      const std::vector<float> q = random_q(s, 6, 1.5f);
+      Gpu gpu(kv, cuda::SelectConfig{}, 3000);
+      gpu.start(3000, 3000);
+      const int64_t n = int64_t(s.H) * s.D;
+      const size_t bytes = kernels::act_row_bytes(wt, n);
+      uint8_t* dq = nullptr;
+      cuda::check(cudaMalloc(&dq, bytes), "cudaMalloc");
+      const cuda::RowQuant f = wt == GgmlType::Q4_0 ? cuda::RowQuant::q8_0 : cuda::RowQuant::q8_1;
+      const std::vector<float> out = gpu.attend(q, {f, dq});
+      std::vector<uint8_t> got(bytes), want(bytes);
+      cuda::check(cudaMemcpy(got.data(), dq, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy");
+      cudaFree(dq);
+      kernels::quantize_act_row(wt, out.data(), want.data(), n);
+      EXPECT_EQ(got, want) << "H " << s.H << ", " << type_name(uint32_t(wt));
+    }
 }
 
 TEST(CudaDecodeAttention, TiedVotesTakeTheLowestPositions) {

@@ -25,6 +25,9 @@
 namespace ts {
 namespace {
 
+using test::download;
+using test::upload;
+
 constexpr int64_t kRows = 37;  // weight rows: odd on purpose
 
 const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
@@ -99,21 +102,6 @@ std::vector<float> activations(int64_t m, int64_t n, uint32_t seed) {
     x[300] = -0.f;
   }
   return x;
-}
-
-template <class T>
-DeviceBuffer<T> upload(const std::vector<T>& h) {
-  DeviceBuffer<T> d(h.size());
-  cuda::check(cudaMemcpy(d.get(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
-  return d;
-}
-
-template <class T>
-std::vector<T> download(const DeviceBuffer<T>& d) {
-  std::vector<T> h(d.size());
-  cuda::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  cuda::check(cudaMemcpy(h.data(), d.get(), h.size() * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy");
-  return h;
 }
 
 // The CPU's activation rows (kernels::quantize_act_row), act_row_bytes apart.

@@ -1,6 +1,7 @@
-// Shared by the CUDA tests: the skip without a GPU, head layouts, and a random host KV cache in
-// the CPU backend's layout (the reference every kernel is compared with).
+// Shared by the CUDA tests: the skip without a GPU, head layouts, a random host KV cache in the
+// CPU backend's layout (the reference every kernel is compared with), and host <-> device copies.
 #pragma once
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/cuda/cuda_decode_attention.hpp"
+#include "backend/cuda/device_buffer.hpp"
 #include "cpu/vec_ops.hpp"
 
 #define TS_SKIP_WITHOUT_GPU()                                                    \
@@ -47,5 +49,20 @@ struct HostKv {
     return w;
   }
 };
+
+// Host vectors to and from device buffers (synchronous; the download waits for the device).
+template <class T>
+DeviceBuffer<T> upload(const std::vector<T>& h) {
+  DeviceBuffer<T> d(h.size());
+  cuda::check(cudaMemcpy(d.get(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
+  return d;
+}
+template <class T>
+std::vector<T> download(const DeviceBuffer<T>& d) {
+  std::vector<T> h(d.size());
+  cuda::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  cuda::check(cudaMemcpy(h.data(), d.get(), h.size() * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  return h;
+}
 
 }  // namespace ts::test

@@ -85,7 +85,7 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void rmsnorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y) override {
+  void rmsnorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y, const Weight*) override {
     pool_.parallel_for(m, [&](int, int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const float* xi = x + i * n;
@@ -104,7 +104,7 @@ class CpuBackend final : public Backend {
     elementwise(n, [&](int64_t b, int64_t e) { ops_.axpy(y + b, 1.f, x + b, e - b); });
   }
 
-  void swiglu(float* gate, const float* up, int64_t n) override {
+  void swiglu(float* gate, const float* up, int64_t n, const Weight*) override {
     elementwise(n, [&](int64_t b, int64_t e) { exact_.silu_mul(gate + b, up + b, e - b); });
   }
 

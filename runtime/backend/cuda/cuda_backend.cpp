@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_decode_attention.hpp"
@@ -127,8 +128,10 @@ class CudaBackend final : public Backend, public DeviceAttention {
   // Weights that share an activation format (Q/K/V, gate/up) share one quantisation of x; for
   // one row, consecutive weights of one type also share one launch.
   void matmul_many(const Weight* const* ws, float* const* ys, int n, const float* x, int64_t m) override {
-    const void* act = nullptr;
-    GgmlType act_for{};  // the weight type act was quantised for
+    const ReadyAct ready = std::exchange(ready_, {});
+    const bool use_ready = ready.x == x && m == 1;
+    const void* act = use_ready ? ready.act : nullptr;
+    GgmlType act_for = use_ready ? ready.type : GgmlType{};  // the weight type act was quantised for
     for (int i = 0; i < n;) {
       const Weight& w = *ws[i];
       if (m > cuda::kGemvMaxRows && w.n_in >= kTensorCoreMinInputs) {
@@ -136,9 +139,7 @@ class CudaBackend final : public Backend, public DeviceAttention {
         continue;
       }
       if (!act || !kernels::same_activation_format(act_for, w.type)) {
-        // Sized for the most rows, so that a recorded step's buffer never moves.
-        const int64_t rows = std::max<int64_t>(shape_.max_batch, cuda::kGemvMaxRows);
-        void* a = act_.get(size_t(rows) * cuda::act_row_bytes(w.type, w.n_in));
+        void* a = act_buffer(w);
         cuda::launch_quantize_act(w.type, x, m, w.n_in, a, stream_);
         act = a;
         act_for = w.type;
@@ -182,6 +183,7 @@ class CudaBackend final : public Backend, public DeviceAttention {
       if (ids[i] < 0 || ids[i] >= w.n_out)
         fail(Status::invalid_arg, "token id " + std::to_string(ids[i]) + " outside the vocabulary");
     if (m > shape_.max_batch) fail(Status::invalid_arg, "CUDA backend: more rows than the step holds");
+    ready_ = {};
     Slot& sl = slots_[slot_];
     std::memcpy(sl.host.get() + 1, ids, size_t(m) * 4);
     cuda::check(cudaMemcpyAsync(sl.dev.get() + 1, sl.host.get() + 1, size_t(m) * 4, cudaMemcpyHostToDevice, stream_),
@@ -189,14 +191,30 @@ class CudaBackend final : public Backend, public DeviceAttention {
     cuda::launch_get_rows(w.type, device_weight(w), w.row_bytes, w.n_in, sl.dev.get() + 1, m, y, stream_);
   }
 
-  void rmsnorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y) override {
-    cuda::launch_rmsnorm(x, device_floats(weight, size_t(n)), m, n, eps, y, stream_);
+  // The producers of a matmul's input quantise one row for it in their own pass where they can
+  // (ready_); every other operation that writes floats drops that.
+  void rmsnorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
+               const Weight* feeds) override {
+    const cuda::RowQuantOut q = row_quant(feeds, m, n);
+    ready(y, feeds, q, cuda::launch_rmsnorm(x, device_floats(weight, size_t(n)), m, n, eps, y, q, stream_));
+  }
+  void add_rmsnorm(float* x, const float* d, const float* weight, int64_t m, int64_t n, float eps, float* y,
+                   const Weight* feeds) override {
+    const cuda::RowQuantOut q = row_quant(feeds, m, n);
+    ready(y, feeds, q, cuda::launch_add_rmsnorm(x, d, device_floats(weight, size_t(n)), m, n, eps, y, q, stream_));
+  }
+  void swiglu(float* gate, const float* up, int64_t n, const Weight* feeds) override {
+    const cuda::RowQuantOut q = row_quant(feeds, 1, n);
+    ready(gate, feeds, q, cuda::launch_swiglu(gate, up, n, q, stream_));
   }
   void add_bias(float* x, const float* bias, int64_t m, int64_t n) override {
+    ready_ = {};
     cuda::launch_add_bias(x, device_floats(bias, size_t(n)), m, n, stream_);
   }
-  void add(float* y, const float* x, int64_t n) override { cuda::launch_add(y, x, n, stream_); }
-  void swiglu(float* gate, const float* up, int64_t n) override { cuda::launch_swiglu(gate, up, n, stream_); }
+  void add(float* y, const float* x, int64_t n) override {
+    ready_ = {};
+    cuda::launch_add(y, x, n, stream_);
+  }
 
   // Host-cache operations: attention here runs through DeviceAttention.
   void kv_store(const KvLayerView&, int64_t, int64_t, const float*, const float*) override { host_cache_op(); }
@@ -270,10 +288,13 @@ class CudaBackend final : public Backend, public DeviceAttention {
     attn_.set_tokens_from(sl.dev.get());
   }
 
-  void layer(int32_t il, const float* q, const float* k, const float* v, int64_t m, int64_t t0, float* out) override {
+  void layer(int32_t il, const float* q, const float* k, const float* v, int64_t m, int64_t t0, float* out,
+             const Weight* feeds) override {
+    ready_ = {};
     if (m == 1) {
-      attn_.append(il, k, v);
-      attn_.attend(il, q, out);
+      const cuda::RowQuantOut oq = row_quant(feeds, 1, int64_t(shape_.n_heads) * shape_.head_dim);
+      attn_.attend(il, q, out, k, v, oq);
+      ready(out, feeds, oq, oq.format != cuda::RowQuant::none);
       return;
     }
     cuda::launch_kv_store(attn_.kv(il), t0, m, k, v, stream_);
@@ -334,6 +355,13 @@ class CudaBackend final : public Backend, public DeviceAttention {
     DeviceBuffer<int32_t> dev;
     cudaEvent_t done = nullptr;
   };
+  // A one-row matmul input that the kernel which computed it also quantised, for weights of
+  // `type`'s activation format.
+  struct ReadyAct {
+    const float* x = nullptr;
+    GgmlType type{};
+    const void* act = nullptr;
+  };
   struct Graph {
     bool warm = false;
     cudaGraphExec_t exec = nullptr;
@@ -344,6 +372,24 @@ class CudaBackend final : public Backend, public DeviceAttention {
 
   [[noreturn]] static void host_cache_op() {
     fail(Status::internal, "CUDA backend: attention runs on the device (DeviceAttention), not over a host cache");
+  }
+
+  // Sized for the most rows, so that a recorded step's buffer never moves.
+  void* act_buffer(const Weight& w) {
+    const int64_t rows = std::max<int64_t>(shape_.max_batch, cuda::kGemvMaxRows);
+    return act_.get(size_t(rows) * cuda::act_row_bytes(w.type, w.n_in));
+  }
+  // The quantisation a producer of one row for `feeds` can write (Q8_0 / Q8_1 partners only).
+  cuda::RowQuantOut row_quant(const Weight* feeds, int64_t m, int64_t n) {
+    if (!feeds || m != 1 || feeds->n_in != n) return {};
+    cuda::RowQuant f = cuda::RowQuant::none;
+    if (kernels::same_activation_format(feeds->type, GgmlType::Q4_0)) f = cuda::RowQuant::q8_0;
+    if (kernels::same_activation_format(feeds->type, GgmlType::Q4_1)) f = cuda::RowQuant::q8_1;
+    if (f == cuda::RowQuant::none) return {};
+    return {f, act_buffer(*feeds)};
+  }
+  void ready(const float* y, const Weight* feeds, const cuda::RowQuantOut& q, bool written) {
+    ready_ = written ? ReadyAct{y, feeds->type, q.dst} : ReadyAct{};
   }
 
   void drop_graphs() {
@@ -391,6 +437,7 @@ class CudaBackend final : public Backend, public DeviceAttention {
   cublasHandle_t blas_ = nullptr;
   std::unordered_map<const void*, DeviceBuffer<uint8_t>> uploads_;
   Scratch<uint8_t> act_;
+  ReadyAct ready_;
   Scratch<uint16_t> x16_, w16_;
   Scratch<float> qmean_;
   Scratch<int32_t> keys_;

@@ -182,7 +182,7 @@ void CudaDecodeAttention::select_chunk(int layer, const float* qmean) {
   const cuda::LayerSelectBuffers lb = layer_buffers(layer);
   cuda::SelectConfig fresh = cfg_;
   fresh.fresh = 1;
-  cuda::launch_plan(lb, qmean, shape_.n_heads, shape_.head_dim, fresh, scratch_, nullptr, stream_);
+  cuda::launch_plan(lb, qmean, shape_.n_heads, shape_.head_dim, fresh, scratch_, nullptr, nullptr, stream_);
   if (!cfg_.full)
     cuda::launch_select(kv(layer), lb, qmean, shape_.n_heads, 1.f / std::sqrt(float(shape_.head_dim)), scratch_,
                         stream_);
@@ -196,27 +196,26 @@ void CudaDecodeAttention::plan_splits(int64_t max_keys) {
   splits_ = int(std::clamp<int64_t>((max_keys + 63) / 64, 1, max_splits_));
 }
 
-void CudaDecodeAttention::append(int layer, const float* k_dev, const float* v_dev) {
-  cuda::launch_kv_append(kv(layer), states_.get() + layer, k_dev, v_dev, stream_);
+void CudaDecodeAttention::attend(int layer, const float* q_dev, float* out_dev, const float* k_dev,
+                                 const float* v_dev, const cuda::RowQuantOut& out_q) {
+  plan_and_select(layer, q_dev, k_dev, v_dev);
+  attend_planned(layer, q_dev, out_dev, out_q);
 }
 
-void CudaDecodeAttention::attend(int layer, const float* q_dev, float* out_dev) {
-  plan_and_select(layer, q_dev);
-  attend_planned(layer, q_dev, out_dev);
-}
-
-void CudaDecodeAttention::plan_and_select(int layer, const float* q_dev) {
+void CudaDecodeAttention::plan_and_select(int layer, const float* q_dev, const float* k_dev, const float* v_dev) {
   const cuda::LayerSelectBuffers lb = layer_buffers(layer);
   const cuda::PagedKv kvl = kv(layer);
+  const cuda::StepKv step{kvl, k_dev, v_dev};
+  const cuda::StepKv* append = k_dev ? &step : nullptr;
   const float scale = 1.f / std::sqrt(float(shape_.head_dim));
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   cuda::check(cudaStreamIsCapturing(stream_, &capture), "cudaStreamIsCapturing");
   if (cfg_.full) {
-    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, nullptr, stream_);
+    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, append, nullptr, stream_);
   } else if (capture != cudaStreamCaptureStatusActive) {
     // Eagerly the selection kernels are launched every step and return at once unless the
     // plan (read from device memory) is to select.
-    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, nullptr, stream_);
+    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, append, nullptr, stream_);
     cuda::launch_select(kvl, lb, q_dev, shape_.n_heads, scale, scratch_, stream_);
   } else {
     // In a graph they form the body of a conditional node that the plan kernel switches on,
@@ -225,7 +224,7 @@ void CudaDecodeAttention::plan_and_select(int layer, const float* q_dev) {
     cuda::check(cudaStreamGetCaptureInfo(stream_, &capture, nullptr, &graph), "cudaStreamGetCaptureInfo");
     cudaGraphConditionalHandle select_if;
     cuda::check(cudaGraphConditionalHandleCreate(&select_if, graph, 0, 0), "cudaGraphConditionalHandleCreate");
-    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, &select_if, stream_);
+    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, append, &select_if, stream_);
     const cudaGraphNode_t* deps = nullptr;
     size_t n_deps = 0;
     cuda::check(cudaStreamGetCaptureInfo(stream_, &capture, nullptr, &graph, &deps, nullptr, &n_deps),
@@ -247,7 +246,8 @@ void CudaDecodeAttention::plan_and_select(int layer, const float* q_dev) {
   }
 }
 
-void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* out_dev) {
+void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* out_dev,
+                                         const cuda::RowQuantOut& out_q) {
   const cuda::LayerSelectBuffers lb = layer_buffers(layer);
   const cuda::PagedKv kvl = kv(layer);
   const float scale = 1.f / std::sqrt(float(shape_.head_dim));
@@ -264,6 +264,7 @@ void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* o
   a.part_o = part_o_.get();
   a.part_ml = part_ml_.get();
   a.out = out_dev;
+  a.out_q = out_q;
   cuda::launch_attend(a, stream_);
 }
 

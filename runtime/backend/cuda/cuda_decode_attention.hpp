@@ -55,13 +55,15 @@ class CudaDecodeAttention {
   int splits() const { return splits_; }
 
   // One layer of a decode step: q and out are device arrays of n_heads x head_dim (q before
-  // RoPE); the step's K/V are already cached (append() or upload). Async, capturable.
-  void append(int layer, const float* k_dev, const float* v_dev);
-  void attend(int layer, const float* q_dev, float* out_dev);
+  // RoPE); k and v (n_kv_heads x head_dim) the step's K/V, stored first (in the plan's launch),
+  // or null when they are already cached (uploaded); out_q: out also quantised (as one row).
+  // Async, capturable.
+  void attend(int layer, const float* q_dev, float* out_dev, const float* k_dev = nullptr,
+              const float* v_dev = nullptr, const cuda::RowQuantOut& out_q = {});
   // attend() in its two halves: the plan (and, when it says so, the selection), then the
   // attention over the planned set.
-  void plan_and_select(int layer, const float* q_dev);
-  void attend_planned(int layer, const float* q_dev, float* out_dev);
+  void plan_and_select(int layer, const float* q_dev, const float* k_dev = nullptr, const float* v_dev = nullptr);
+  void attend_planned(int layer, const float* q_dev, float* out_dev, const cuda::RowQuantOut& out_q = {});
   // A prefill chunk: the plan (no reuse) and, above the budget, the selection by the chunk's
   // mean query qmean (n_heads x head_dim); then the attended set as n cache indices (n as the
   // host computes it from T and the settings).
