@@ -16,17 +16,15 @@ void check(cudaError_t e, const char* what);
 
 // Scratch of one selection (shared by all layers: steps run one layer at a time).
 struct SelectScratch {
-  float* scores = nullptr;     // n_heads x capacity
-  int64_t capacity = 0;        // candidates the buffers hold
-  int32_t score_blocks = 0;    // grid.x of the scoring kernel
-  float2* partials = nullptr;  // stats_blocks x n_heads (max, sum of exp)
-  int32_t stats_blocks = 0;    // grid.x of the statistics pass
-  float2* stats = nullptr;     // n_heads (max, sum of exp)
-  float* votes = nullptr;      // capacity
-  uint32_t* hist = nullptr;    // 2048 bins, zero between selections
-  int2* block_counts = nullptr;  // compact_blocks x (greater, equal)
-  int32_t compact_blocks = 0;
+  float* scores = nullptr;       // n_heads x capacity
+  int64_t capacity = 0;          // candidates the buffers hold
+  int32_t blocks = 0;            // the selection's grid (select_blocks)
+  float2* partials = nullptr;    // blocks / n_kv_heads x n_heads (max, sum of exp)
+  float* votes = nullptr;        // capacity
+  uint32_t* hist = nullptr;      // 2048 + 2048 + 1024 bins (the three radix digits)
+  int2* block_counts = nullptr;  // blocks x (greater, equal)
 };
+constexpr int kSelectHistBins = 2048 + 2048 + 1024;
 
 // Per layer, what a step writes and keeps: the fingerprint (n_heads x head_dim), the selection
 // (k positions ascending, and their votes), and the step state.
@@ -55,20 +53,17 @@ struct StepKv {
   const float* v = nullptr;
 };
 
-// Decides the step's plan (dense / reuse / select) from T and, with the cache on, the cosine
-// between the query (the fingerprint of a one-query step) and the cached fingerprint. Inside
-// a graph, `select_if` (non-null) is set to whether to run the conditional selection body.
-// With `append`, the same launch also stores the step's K/V (one more block per KV head: a
-// launch less per layer). q (and every device array here) must be 16-byte aligned, as
-// cudaMalloc gives.
-void launch_plan(const LayerSelectBuffers& layer, const float* q, int32_t n_heads, int32_t head_dim,
-                 const SelectConfig& cfg, const SelectScratch& scratch, const StepKv* append,
-                 const cudaGraphConditionalHandle* select_if, cudaStream_t stream);
-
-// When the plan is `select`: scores, per-head softmax, soft vote and top-k of the candidates;
-// writes the layer's selection (positions ascending) and its size into the state.
-void launch_select(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads,
-                   float scale, const SelectScratch& scratch, cudaStream_t stream);
+// A decode step's plan (dense / reuse / select) from T and, with the cache on, the cosine
+// between the query (the fingerprint of a one-query step) and the cached fingerprint; when the
+// plan is `select`, the selection: scores, per-head softmax statistics, soft vote and top-k of
+// the candidates, written into the layer's selection (positions ascending) and state. One
+// cooperative launch of scratch.blocks (a step that reuses its selection costs that launch
+// only); with cfg.full, n_kv_heads plain blocks. With `append`, the launch also stores the
+// step's K/V. q (and every device array here) must be 16-byte aligned, as cudaMalloc gives.
+void launch_step(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads, float scale,
+                 const SelectConfig& cfg, const SelectScratch& scratch, const StepKv* append, cudaStream_t stream);
+// The selection's grid on this device: every block resident, a multiple of n_kv_heads.
+int select_blocks(int head_dim, int group, int n_kv_heads, int n_sms);
 
 // Split attention of the step's query (n_heads x head_dim, before RoPE) over the attended set
 // (the plan's: all of [0, T), or sinks + selection + [tail, T)); `splits` blocks per KV head
@@ -93,9 +88,9 @@ void launch_attend(const AttendArgs& a, cudaStream_t stream);
 // Resident blocks per multiprocessor of the split kernel for this head_dim and group size.
 int attend_blocks_per_sm(int head_dim, int group);
 
-// The scoring kernel alone (for the benchmark's bandwidth figure): as inside launch_select.
+// The scoring phase alone (for the benchmark's bandwidth figure): as inside launch_step.
 void launch_scores_only(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads,
-                        float scale, const SelectScratch& scratch, cudaStream_t stream);
+                        float scale, const SelectConfig& cfg, const SelectScratch& scratch, cudaStream_t stream);
 
 // Fills n fp16 values with a hash of (seed, index), uniform in [-scale, scale).
 void launch_fill_random_half(uint16_t* x, int64_t n, uint32_t seed, float scale, cudaStream_t stream);

@@ -56,15 +56,10 @@ enum StepPlan : int32_t { kPlanDense = 0, kPlanReuse = 1, kPlanSelect = 2 };
 struct StepState {
   int32_t T = 0;                // tokens cached, the step's own included
   int32_t plan = kPlanDense;
-  int32_t c0 = 0;               // candidates [c0, c0 + n_cand); c0 is also the sinks' end
-  int32_t n_cand = 0;
-  int32_t k_eff = 0;            // min(k, n_cand)
+  int32_t c0 = 0;               // the sinks' end (the candidates start there)
   int32_t n_sel = 0;            // size of the cached selection
   int32_t sel_local_start = 0;  // local-window start when that selection was made
   int32_t fp_valid = 0;         // a fingerprint is cached
-  uint32_t prefix = 0;          // radix select: threshold bits found so far
-  uint32_t prefix_mask = 0;
-  int32_t k_left = 0;           // how many threshold-equal candidates are taken
   int32_t hits = 0;
   int32_t misses = 0;
 };

@@ -2,11 +2,15 @@
 // plan (dense / reuse the cached selection / select), scoring of every candidate key against
 // the fingerprint with per-head softmax statistics in the same pass, the soft vote, and an
 // exact top-k by radix select over the votes' bits (11 + 11 + 10 bits), compacted in position
-// order. Fixed grids with grid-stride loops: the launch shapes never depend on T, so one
-// captured graph serves every step.
+// order: one cooperative launch per layer, its phases separated by grid-wide barriers. Fixed
+// grids with grid-stride loops: the launch shapes never depend on T, so one captured graph
+// serves every step.
+#include <cooperative_groups.h>
+
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -22,12 +26,11 @@ void check(cudaError_t e, const char* what) {
 
 namespace {
 
-constexpr int kHistBins = 2048;
-constexpr int kPlanThreads = 1024;
-constexpr int kScoreThreads = 256;
-constexpr int kVoteThreads = 256;
-constexpr int kPickThreads = 1024;  // two bins per thread
-constexpr int kCompactThreads = 256;
+namespace cg = cooperative_groups;
+
+constexpr int kThreads = 256, kWarps = kThreads / 32;
+constexpr int kHistBins = 2048;  // radix digits of 11, 11 and 10 bits
+static_assert(kSelectHistBins == kHistBins * 2 + kHistBins / 2, "the three digits' histograms");
 constexpr int kMaxHeads = 128;
 
 __global__ void set_tokens_kernel(StepState* s, int n, int32_t T, int32_t delta, const int32_t* T_dev) {
@@ -36,96 +39,102 @@ __global__ void set_tokens_kernel(StepState* s, int n, int32_t T, int32_t delta,
   if (i < n) s[i].T = T_dev ? *T_dev : delta ? s[i].T + delta : T;
 }
 
-// Block 0 plans; blocks 1.. (when the launch appends) store KV head blockIdx.x - 1 of the
-// step's K/V at index T - 1.
-__global__ void __launch_bounds__(kPlanThreads) plan_kernel(StepState* st, float* fp, const float* q, int n,
-                                                            SelectConfig cfg, uint32_t* hist, StepKv append,
-                                                            cudaGraphConditionalHandle select_if, int has_if) {
-  pdl_wait();
-  if (blockIdx.x > 0) {
-    const PagedKv& kv = append.kv;
-    const int g = blockIdx.x - 1;
-    const int64_t off = kv_offset(kv, g, st->T - 1);
-    for (int i = threadIdx.x; i < kv.head_dim; i += blockDim.x) {
-      reinterpret_cast<__half*>(kv.k)[off + i] = __float2half_rn(append.k[g * kv.head_dim + i]);
-      reinterpret_cast<__half*>(kv.v)[off + i] = __float2half_rn(append.v[g * kv.head_dim + i]);
-    }
-    return;
-  }
-  using Reduce = cub::BlockReduce<double, kPlanThreads>;
-  __shared__ typename Reduce::TempStorage tmp;
-  __shared__ int plan;
-  const int32_t T = st->T;
-  const int32_t sink_end = min(cfg.n_init, T);
-  const int32_t local_start = max(sink_end, T - cfg.n_local);
+// Everything a launch of the step kernel needs.
+struct StepArgs {
+  PagedKv kv;
+  LayerSelectBuffers layer;
+  const float* q = nullptr;  // n_heads x head_dim, before RoPE (the fingerprint of the step)
+  int32_t n_heads = 0;
+  float scale = 1.f;
+  SelectConfig cfg;
+  SelectScratch s;
+  StepKv append;  // .k null: nothing to store
+};
+
+// The phases' shared memory; one phase uses it at a time.
+union StepSmem {
+  cub::BlockReduce<double, kThreads>::TempStorage plan;
+  float2 warp_stats[kWarps][8];
+  struct {
+    uint32_t local[kHistBins];
+    float2 head[kMaxHeads];  // (max, 1 / sum) per head
+  } vote;
+  struct {
+    cub::BlockScan<uint32_t, kThreads>::TempStorage scan;
+    int bin;
+    uint32_t greater;
+  } pick;
+  union {
+    cub::BlockScan<int, kThreads>::TempStorage scan;
+    cub::BlockReduce<int, kThreads>::TempStorage reduce;
+  } compact;
+};
+
+// The step's plan: dense / reuse the cached selection / select. Every block computes it, with
+// the same arithmetic, so that the launch agrees without a barrier.
+__device__ int plan_of(const StepArgs& a, int T, StepSmem& sm) {
+  const SelectConfig& cfg = a.cfg;
   const int64_t budget = int64_t(cfg.n_init) + cfg.k + cfg.n_local;
-  if (cfg.full || T <= budget) {
-    plan = kPlanDense;
-  } else if (cfg.fresh || !cfg.cache || !st->fp_valid) {
-    plan = kPlanSelect;
-  } else {
-    // n = heads x head_dim is a multiple of 4: one or two float4 per thread, all loads in flight.
-    double dot = 0, na = 0, nb = 0;
-#pragma unroll 2
-    for (int i = threadIdx.x * 4; i < n; i += blockDim.x * 4) {
-      const float4 x = *reinterpret_cast<const float4*>(q + i), y = *reinterpret_cast<const float4*>(fp + i);
-      dot += double(x.x) * y.x + double(x.y) * y.y + double(x.z) * y.z + double(x.w) * y.w;
-      na += double(x.x) * x.x + double(x.y) * x.y + double(x.z) * x.z + double(x.w) * x.w;
-      nb += double(y.x) * y.x + double(y.y) * y.y + double(y.z) * y.z + double(y.w) * y.w;
-    }
-    dot = Reduce(tmp).Sum(dot);
-    __syncthreads();
-    na = Reduce(tmp).Sum(na);
-    __syncthreads();
-    nb = Reduce(tmp).Sum(nb);
-    if (threadIdx.x == 0) plan = (na > 0 && nb > 0 && dot / sqrt(na * nb) >= double(cfg.tau)) ? kPlanReuse : kPlanSelect;
+  if (cfg.full || T <= budget) return kPlanDense;
+  if (cfg.fresh || !cfg.cache || !a.layer.state->fp_valid) return kPlanSelect;
+  // n = heads x head_dim is a multiple of 4: the float4 loads are all in flight at once.
+  const int n = a.n_heads * a.kv.head_dim;
+  const float* fp = a.layer.fingerprint;
+  double dot = 0, na = 0, nb = 0;
+#pragma unroll 4
+  for (int i = threadIdx.x * 4; i < n; i += kThreads * 4) {
+    const float4 x = *reinterpret_cast<const float4*>(a.q + i), y = *reinterpret_cast<const float4*>(fp + i);
+    dot += double(x.x) * y.x + double(x.y) * y.y + double(x.z) * y.z + double(x.w) * y.w;
+    na += double(x.x) * x.x + double(x.y) * x.y + double(x.z) * x.z + double(x.w) * x.w;
+    nb += double(y.x) * y.x + double(y.y) * y.y + double(y.z) * y.z + double(y.w) * y.w;
   }
+  using Reduce = cub::BlockReduce<double, kThreads>;
+  __shared__ int plan;
+  dot = Reduce(sm.plan).Sum(dot);
   __syncthreads();
-  if (plan == kPlanSelect) {
-    for (int i = threadIdx.x; i < n; i += blockDim.x) fp[i] = q[i];
-    for (int i = threadIdx.x; i < kHistBins; i += blockDim.x) hist[i] = 0;
-  }
-  if (threadIdx.x == 0) {
-    st->plan = plan;
-    st->c0 = sink_end;
-    if (plan == kPlanSelect) {
-      st->n_cand = local_start - sink_end;
-      st->k_eff = min(cfg.k, local_start - sink_end);
-      st->k_left = st->k_eff;
-      st->prefix = 0;
-      st->prefix_mask = 0;
-      st->fp_valid = cfg.cache;
-      ++st->misses;
-    } else if (plan == kPlanReuse) {
-      ++st->hits;
-    }
-    if (has_if) cudaGraphSetConditional(select_if, plan == kPlanSelect);
+  na = Reduce(sm.plan).Sum(na);
+  __syncthreads();
+  nb = Reduce(sm.plan).Sum(nb);
+  if (threadIdx.x == 0) plan = na > 0 && nb > 0 && dot / sqrt(na * nb) >= double(cfg.tau) ? kPlanReuse : kPlanSelect;
+  __syncthreads();
+  return plan;
+}
+
+// Block b < n_kv_heads stores KV head b of the step's K/V at index T - 1.
+__device__ void append_kv(const StepKv& ap, int T) {
+  const PagedKv& kv = ap.kv;
+  const int g = blockIdx.x;
+  const int64_t off = kv_offset(kv, g, T - 1);
+  for (int i = threadIdx.x; i < kv.head_dim; i += kThreads) {
+    reinterpret_cast<__half*>(kv.k)[off + i] = __float2half_rn(ap.k[g * kv.head_dim + i]);
+    reinterpret_cast<__half*>(kv.v)[off + i] = __float2half_rn(ap.v[g * kv.head_dim + i]);
   }
 }
 
-// scores[h][j] = q[h] . K_{h/group}(c0 + j) * scale (keys before RoPE), each key read once per
-// KV head (blockIdx.y), on the tensor cores: per warp and tile of 8 keys, S = Q . K^T with the
-// group's G query heads as the rows (query_fragments: 16-byte key chunks are the B fragments as
-// loaded). Only dot products here: the softmax statistics are a second pass over the scores.
+// scores[h][j] = q[h] . K_{h/G}(c0 + j) * scale (keys before RoPE), each key read once per KV
+// head, on the tensor cores: per warp and tile of 8 keys, S = Q . K^T with the group's G query
+// heads as the rows (query_fragments: 16-byte key chunks are the B fragments as loaded). In the
+// same pass each head's softmax statistics (max, sum of exp) over the block's keys go to
+// partials[bx][h]. Block b scores for KV head b % n_kv_heads, slice b / n_kv_heads of
+// gridDim.x / n_kv_heads.
 template <int D, int G>
-__global__ void __launch_bounds__(kScoreThreads)
-    scores_kernel(PagedKv kv, const StepState* st, const float* q, int n_heads, float scale, float* scores,
-                  int64_t stride, int force) {
-  pdl_wait();
-  constexpr int CH = D / 32;  // 16-byte chunks per lane per key
-  constexpr int NW = kScoreThreads / 32, U = D == 128 ? 2 : 4;  // U tiles of 8 keys in flight per warp
-  if (!force && st->plan != kPlanSelect) return;
-  const int c0 = st->c0, n = st->n_cand, g = blockIdx.y;
+__device__ void score_phase(const StepArgs& a, int c0, int n, StepSmem& sm) {
+  constexpr int CH = D / 32;               // 16-byte chunks per lane per key
+  constexpr int U = D == 128 ? 2 : 4;      // tiles of 8 keys in flight per warp
+  const PagedKv& kv = a.kv;
+  const int n_kv = kv.n_kv_heads, g = blockIdx.x % n_kv, bx = blockIdx.x / n_kv, nbx = gridDim.x / n_kv;
   const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4, warp = threadIdx.x >> 5;
   float qf[CH][8];
 #pragma unroll
   for (int i = 0; i < CH; ++i)
 #pragma unroll
-    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? q[(g * G + r) * D + (c + 4 * i) * 8 + e] * scale : 0.f;
+    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + (c + 4 * i) * 8 + e] * a.scale : 0.f;
   uint32_t qa[CH][2][2][2];
   query_fragments<CH>(qf, qa);
-  const int tiles = (n + 7) / 8, step = gridDim.x * NW * U;
-  for (int t0 = (blockIdx.x * NW + warp) * U; t0 < tiles; t0 += step) {
+  float m = -INFINITY, sum = 0.f;  // head r's statistics over this lane's keys
+  float* out = a.s.scores + int64_t(g * G + r) * a.s.capacity;
+  const int tiles = (n + 7) / 8, step = nbx * kWarps * U;
+  for (int t0 = (bx * kWarps + warp) * U; t0 < tiles; t0 += step) {
     uint4 k[U][CH];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -142,179 +151,139 @@ __global__ void __launch_bounds__(kScoreThreads)
       // acc[0..1]: head r, keys 2c and 2c + 1 of the tile (rows r + 8 are padding).
       const int j = (t0 + u) * 8 + 2 * c;
       if (r < G) {
-        float* out = scores + int64_t(g * G + r) * stride;
-        if (j < n) out[j] = acc[0];
-        if (j + 1 < n) out[j + 1] = acc[1];
+        const float s0 = j < n ? acc[0] : -INFINITY, s1 = j + 1 < n ? acc[1] : -INFINITY;
+        if (j < n) out[j] = s0;
+        if (j + 1 < n) out[j + 1] = s1;
+        const float tm = fmaxf(s0, s1);
+        if (tm > m) {
+          sum = m == -INFINITY ? 0.f : sum * __expf(m - tm);
+          m = tm;
+        }
+        if (j < n) sum += __expf(s0 - m);
+        if (j + 1 < n) sum += __expf(s1 - m);
       }
     }
   }
-}
-
-// Per block and head, the (max, sum of exp) of a slice of the head's scores (blockIdx.y = head).
-__global__ void __launch_bounds__(256) score_stats_kernel(const StepState* st, const float* scores, int64_t stride,
-                                                          int n_heads, float2* partials) {
-  pdl_wait();
-  if (st->plan != kPlanSelect) return;
-  __shared__ float2 red[256];
-  const int h = blockIdx.y, n = st->n_cand;
-  const float* s = scores + int64_t(h) * stride;
-  float m = -INFINITY;
-  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) m = fmaxf(m, s[j]);
-  float sum = 0.f;
-  if (m != -INFINITY)
-    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) sum += __expf(s[j] - m);
-  red[threadIdx.x] = make_float2(m, sum);
-  __syncthreads();
-  for (int o = blockDim.x / 2; o > 0; o >>= 1) {
-    if (threadIdx.x < o) red[threadIdx.x] = merge_stats(red[threadIdx.x], red[threadIdx.x + o]);
-    __syncthreads();
+  // Lanes 4r..4r+3 hold head r's parts; then the warps.
+  float2 st = make_float2(m, sum);
+#pragma unroll
+  for (int x = 1; x <= 2; x <<= 1) {
+    const float2 o = make_float2(__shfl_xor_sync(0xffffffffu, st.x, x), __shfl_xor_sync(0xffffffffu, st.y, x));
+    st = merge_stats(st, o);
   }
-  if (threadIdx.x == 0) partials[int64_t(blockIdx.x) * n_heads + h] = red[0];
-}
-
-// stats[h] = the merge of every scoring block's partial for head h.
-__global__ void softmax_stats_kernel(const StepState* st, const float2* partials, int blocks, int n_heads,
-                                     float2* stats) {
-  pdl_wait();
-  if (st->plan != kPlanSelect) return;
-  __shared__ float2 red[256];
-  const int h = blockIdx.x;
-  float2 s = make_float2(-INFINITY, 0.f);
-  for (int b = threadIdx.x; b < blocks; b += blockDim.x) s = merge_stats(s, partials[int64_t(b) * n_heads + h]);
-  red[threadIdx.x] = s;
+  if (c == 0) sm.warp_stats[warp][r] = st;
   __syncthreads();
-  for (int o = blockDim.x / 2; o > 0; o >>= 1) {
-    if (threadIdx.x < o) red[threadIdx.x] = merge_stats(red[threadIdx.x], red[threadIdx.x + o]);
-    __syncthreads();
+  if (threadIdx.x < G) {
+    float2 t = sm.warp_stats[0][threadIdx.x];
+    for (int w = 1; w < kWarps; ++w) t = merge_stats(t, sm.warp_stats[w][threadIdx.x]);
+    a.s.partials[int64_t(bx) * a.n_heads + g * G + threadIdx.x] = t;
   }
-  if (threadIdx.x == 0) stats[h] = red[0];
 }
 
 // Adds a block's shared histogram into the global one.
 __device__ void flush_hist(const uint32_t* local, uint32_t* hist, int bins) {
   __syncthreads();
-  for (int i = threadIdx.x; i < bins; i += blockDim.x)
+  for (int i = threadIdx.x; i < bins; i += kThreads)
     if (local[i]) atomicAdd(hist + i, local[i]);
 }
 
-// votes[j] = sum_h exp(s_h(j) - max_h) / sum_h; histogram of the votes' top 11 bits. Votes are
-// >= 0, so their bit patterns order like their values.
-__global__ void __launch_bounds__(kVoteThreads) vote_hist_kernel(const StepState* st, const float* scores,
-                                                                 int64_t stride, const float2* stats, int n_heads,
-                                                                 float* votes, uint32_t* hist) {
-  pdl_wait();
-  if (st->plan != kPlanSelect) return;
-  __shared__ uint32_t local[kHistBins];
-  __shared__ float2 sh[kMaxHeads];
-  for (int i = threadIdx.x; i < kHistBins; i += blockDim.x) local[i] = 0;
-  for (int h = threadIdx.x; h < n_heads; h += blockDim.x) sh[h] = make_float2(stats[h].x, 1.f / stats[h].y);
-  __syncthreads();
-  const int n = st->n_cand;
-  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) {
-    float v = 0.f;
-    for (int h = 0; h < n_heads; ++h) v = fmaf(__expf(scores[int64_t(h) * stride + j] - sh[h].x), sh[h].y, v);
-    votes[j] = v;
-    atomicAdd(local + (__float_as_uint(v) >> 21), 1u);
+// votes[j] = sum_h exp(s_h(j) - max_h) / sum_h, with each head's statistics merged from the
+// scoring blocks' partials; and the histogram of the votes' top 11 bits. Votes are >= 0, so
+// their bit patterns order like their values.
+__device__ void vote_phase(const StepArgs& a, int n, StepSmem& sm) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nbx = gridDim.x / a.kv.n_kv_heads;
+  for (int i = threadIdx.x; i < kHistBins; i += kThreads) sm.vote.local[i] = 0;
+  for (int h = warp; h < a.n_heads; h += kWarps) {
+    float2 t = make_float2(-INFINITY, 0.f);
+    for (int b = lane; b < nbx; b += 32) t = merge_stats(t, a.s.partials[int64_t(b) * a.n_heads + h]);
+#pragma unroll
+    for (int x = 16; x > 0; x >>= 1)
+      t = merge_stats(t, make_float2(__shfl_xor_sync(0xffffffffu, t.x, x), __shfl_xor_sync(0xffffffffu, t.y, x)));
+    if (lane == 0) sm.vote.head[h] = make_float2(t.x, 1.f / t.y);
   }
-  flush_hist(local, hist, kHistBins);
+  __syncthreads();
+  for (int j = blockIdx.x * kThreads + threadIdx.x; j < n; j += gridDim.x * kThreads) {
+    float v = 0.f;
+    for (int h = 0; h < a.n_heads; ++h)
+      v = fmaf(__expf(a.s.scores[int64_t(h) * a.s.capacity + j] - sm.vote.head[h].x), sm.vote.head[h].y, v);
+    a.s.votes[j] = v;
+    atomicAdd(sm.vote.local + (__float_as_uint(v) >> 21), 1u);
+  }
+  flush_hist(sm.vote.local, a.s.hist, kHistBins);
 }
 
 // Radix passes 2 and 3: histogram of the next digit among the votes that match the prefix.
-__global__ void __launch_bounds__(kVoteThreads) hist_kernel(const StepState* st, const float* votes, int shift,
-                                                            int bins, uint32_t* hist) {
-  pdl_wait();
-  if (st->plan != kPlanSelect) return;
-  __shared__ uint32_t local[kHistBins];
-  for (int i = threadIdx.x; i < bins; i += blockDim.x) local[i] = 0;
+__device__ void hist_phase(const StepArgs& a, int n, uint32_t prefix, uint32_t mask, int shift, int bins,
+                           uint32_t* hist, StepSmem& sm) {
+  for (int i = threadIdx.x; i < bins; i += kThreads) sm.vote.local[i] = 0;
   __syncthreads();
-  const uint32_t prefix = st->prefix, mask = st->prefix_mask;
-  const int n = st->n_cand;
-  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) {
-    const uint32_t b = __float_as_uint(votes[j]);
-    if ((b & mask) == prefix) atomicAdd(local + ((b >> shift) & (bins - 1)), 1u);
+  for (int j = blockIdx.x * kThreads + threadIdx.x; j < n; j += gridDim.x * kThreads) {
+    const uint32_t b = __float_as_uint(a.s.votes[j]);
+    if ((b & mask) == prefix) atomicAdd(sm.vote.local + ((b >> shift) & (bins - 1)), 1u);
   }
-  flush_hist(local, hist, bins);
+  flush_hist(sm.vote.local, hist, bins);
 }
 
-// Finds the digit of the k_left-th largest vote among those matching the prefix, extends the
-// prefix with it, and leaves in k_left how many with that digit are still to be taken.
-__global__ void __launch_bounds__(kPickThreads) pick_kernel(StepState* st, uint32_t* hist, int shift, int bins) {
-  pdl_wait();
-  if (st->plan != kPlanSelect) return;
-  using Scan = cub::BlockScan<uint32_t, kPickThreads>;
-  __shared__ typename Scan::TempStorage tmp;
-  // Thread t holds bins hi = bins-1-2t and lo = bins-2-2t (descending order).
-  const int hi = bins - 1 - 2 * int(threadIdx.x), lo = hi - 1;
-  const uint32_t c_hi = hi >= 0 ? hist[hi] : 0, c_lo = lo >= 0 ? hist[lo] : 0;
+// The digit of the k_left-th largest vote among those matching the prefix (from the pass's
+// complete histogram, which every block reads): extends the prefix with it and leaves in k_left
+// how many with that digit are still to be taken.
+template <int Bins>
+__device__ void pick(const uint32_t* hist, int shift, uint32_t& prefix, uint32_t& mask, int& k_left, StepSmem& sm) {
+  constexpr int Per = Bins / kThreads;  // thread t holds bins Bins-1-Per*t downwards (descending)
+  uint32_t cnt[Per], total = 0;
+#pragma unroll
+  for (int i = 0; i < Per; ++i) total += cnt[i] = hist[Bins - 1 - Per * int(threadIdx.x) - i];
   uint32_t before = 0;
-  Scan(tmp).ExclusiveSum(c_hi + c_lo, before);
-  const uint32_t need = uint32_t(st->k_left);
-  int bin = -1;
-  uint32_t greater = 0;
-  if (hi >= 0 && before < need && before + c_hi >= need) {
-    bin = hi;
-    greater = before;
-  } else if (lo >= 0 && before + c_hi < need && before + c_hi + c_lo >= need) {
-    bin = lo;
-    greater = before + c_hi;
+  cub::BlockScan<uint32_t, kThreads>(sm.pick.scan).ExclusiveSum(total, before);
+  const uint32_t need = uint32_t(k_left);
+#pragma unroll
+  for (int i = 0; i < Per; ++i) {
+    if (before < need && before + cnt[i] >= need) {
+      sm.pick.bin = Bins - 1 - Per * int(threadIdx.x) - i;
+      sm.pick.greater = before;
+    }
+    before += cnt[i];
   }
-  __syncthreads();  // everyone has read k_left
-  if (bin >= 0) {
-    st->prefix |= uint32_t(bin) << shift;
-    st->prefix_mask |= uint32_t(bins - 1) << shift;
-    st->k_left = int32_t(need - greater);
-  }
-  if (hi >= 0) hist[hi] = 0;
-  if (lo >= 0) hist[lo] = 0;
+  __syncthreads();
+  prefix |= uint32_t(sm.pick.bin) << shift;
+  mask |= uint32_t(Bins - 1) << shift;
+  k_left = int(need - sm.pick.greater);
+  __syncthreads();  // the scan storage is reused next
 }
 
 // Block b's slice of the candidates: [n * b / blocks, n * (b + 1) / blocks).
 __device__ __forceinline__ int slice_begin(int n, int b, int blocks) { return int(int64_t(n) * b / blocks); }
 
-__global__ void __launch_bounds__(kCompactThreads) compact_count_kernel(const StepState* st, const float* votes,
-                                                                        int2* counts) {
-  pdl_wait();
-  if (st->plan != kPlanSelect) return;
-  using Reduce = cub::BlockReduce<int, kCompactThreads>;
-  __shared__ typename Reduce::TempStorage tmp;
-  const uint32_t thr = st->prefix;
-  const int n = st->n_cand, j0 = slice_begin(n, blockIdx.x, gridDim.x), j1 = slice_begin(n, blockIdx.x + 1, gridDim.x);
+// Per block, how many of its slice's votes are above the threshold and equal to it.
+__device__ void compact_count(const StepArgs& a, int n, uint32_t thr, StepSmem& sm) {
+  using Reduce = cub::BlockReduce<int, kThreads>;
+  const int j0 = slice_begin(n, blockIdx.x, gridDim.x), j1 = slice_begin(n, blockIdx.x + 1, gridDim.x);
   int g = 0, e = 0;
-  for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-    const uint32_t b = __float_as_uint(votes[j]);
+  for (int j = j0 + threadIdx.x; j < j1; j += kThreads) {
+    const uint32_t b = __float_as_uint(a.s.votes[j]);
     g += b > thr;
     e += b == thr;
   }
-  g = Reduce(tmp).Sum(g);
+  g = Reduce(sm.compact.reduce).Sum(g);
   __syncthreads();
-  e = Reduce(tmp).Sum(e);
-  if (threadIdx.x == 0) counts[blockIdx.x] = make_int2(g, e);
+  e = Reduce(sm.compact.reduce).Sum(e);
+  if (threadIdx.x == 0) a.s.block_counts[blockIdx.x] = make_int2(g, e);
 }
 
-// Writes the selection in position order: every vote above the threshold, and the first k_left
+// Writes the selection in position order: every vote above the threshold, and the first `need`
 // (lowest positions) equal to it, as the CPU's tie rule (vote descending, position ascending).
-__global__ void __launch_bounds__(kCompactThreads) compact_write_kernel(StepState* st, const float* votes,
-                                                                        const int2* counts, int32_t* selected,
-                                                                        float* selected_votes) {
-  pdl_wait();
-  if (st->plan != kPlanSelect) return;
-  using Scan = cub::BlockScan<int, kCompactThreads>;
-  using Reduce = cub::BlockReduce<int, kCompactThreads>;
-  __shared__ union {
-    typename Scan::TempStorage scan;
-    typename Reduce::TempStorage reduce;
-  } tmp;
+__device__ void compact_write(const StepArgs& a, int c0, int n, uint32_t thr, int need, StepSmem& sm) {
+  using Scan = cub::BlockScan<int, kThreads>;
+  using Reduce = cub::BlockReduce<int, kThreads>;
   __shared__ int base_g, base_e;
-  const uint32_t thr = st->prefix;
-  const int need = st->k_left, c0 = st->c0, n = st->n_cand;
   int g = 0, e = 0;
-  for (int b = threadIdx.x; b < int(blockIdx.x); b += blockDim.x) {
-    g += counts[b].x;
-    e += counts[b].y;
+  for (int b = threadIdx.x; b < int(blockIdx.x); b += kThreads) {
+    g += a.s.block_counts[b].x;
+    e += a.s.block_counts[b].y;
   }
-  g = Reduce(tmp.reduce).Sum(g);
+  g = Reduce(sm.compact.reduce).Sum(g);
   __syncthreads();
-  e = Reduce(tmp.reduce).Sum(e);
+  e = Reduce(sm.compact.reduce).Sum(e);
   if (threadIdx.x == 0) {
     base_g = g;
     base_e = e;
@@ -322,27 +291,97 @@ __global__ void __launch_bounds__(kCompactThreads) compact_write_kernel(StepStat
   __syncthreads();
   int G = base_g, E = base_e;
   const int j0 = slice_begin(n, blockIdx.x, gridDim.x), j1 = slice_begin(n, blockIdx.x + 1, gridDim.x);
-  for (int t0 = j0; t0 < j1; t0 += blockDim.x) {
+  for (int t0 = j0; t0 < j1; t0 += kThreads) {
     const int j = t0 + threadIdx.x;
-    const uint32_t b = j < j1 ? __float_as_uint(votes[j]) : 0u;
+    const uint32_t b = j < j1 ? __float_as_uint(a.s.votes[j]) : 0u;
     const int is_g = j < j1 && b > thr, is_e = j < j1 && b == thr;
     int gx, ex, gt, et;
     __syncthreads();
-    Scan(tmp.scan).ExclusiveSum(is_g, gx, gt);
+    Scan(sm.compact.scan).ExclusiveSum(is_g, gx, gt);
     __syncthreads();
-    Scan(tmp.scan).ExclusiveSum(is_e, ex, et);
+    Scan(sm.compact.scan).ExclusiveSum(is_e, ex, et);
     if (is_g || (is_e && E + ex < need)) {
       const int idx = G + gx + min(E + ex, need);
-      selected[idx] = c0 + j;
-      selected_votes[idx] = __uint_as_float(b);
+      a.layer.selected[idx] = c0 + j;
+      a.layer.selected_votes[idx] = __uint_as_float(b);
     }
     G += gt;
     E += et;
   }
+}
+
+// One layer's TokenSelect step in one launch: the step's K/V stored (blocks < n_kv_heads), the
+// plan, and when it is to select, the selection in phases separated by grid-wide barriers (a
+// cooperative launch of `blocks`): scoring with the softmax statistics, the vote with the first
+// radix digit's histogram, two more digits, then the compaction. A step that reuses its
+// selection, or attends densely, ends after the plan. The dense baseline (cfg.full) launches
+// only n_kv_heads blocks, normally: its plan never selects.
+template <int D, int G>
+__global__ void __launch_bounds__(kThreads) step_kernel(StepArgs a) {
+  pdl_wait();
+  __shared__ StepSmem sm;
+  StepState* st = a.layer.state;
+  const int T = st->T;
+  if (a.append.k && int(blockIdx.x) < a.kv.n_kv_heads) append_kv(a.append, T);
+  const int plan = plan_of(a, T, sm);
+  const SelectConfig& cfg = a.cfg;
+  const int c0 = min(cfg.n_init, T), n = max(c0, T - cfg.n_local) - c0;
+  if (plan != kPlanSelect) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+      st->plan = plan;
+      st->c0 = c0;
+      st->hits += plan == kPlanReuse;
+    }
+    return;
+  }
+  const cg::grid_group grid = cg::this_grid();
+  if (blockIdx.x == gridDim.x - 1)
+    for (int i = threadIdx.x; i < kSelectHistBins; i += kThreads) a.s.hist[i] = 0;
+  score_phase<D, G>(a, c0, n, sm);
+  grid.sync();  // every block has read the fingerprint: the state may change now
+  if (blockIdx.x == 0) {
+    for (int i = threadIdx.x; i < a.n_heads * D; i += kThreads) a.layer.fingerprint[i] = a.q[i];
+    if (threadIdx.x == 0) {
+      st->plan = plan;
+      st->c0 = c0;
+      st->fp_valid = cfg.cache;
+      ++st->misses;
+    }
+  }
+  const int k_eff = min(cfg.k, n);
+  if (k_eff == 0) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) st->n_sel = 0;
+    return;
+  }
+  vote_phase(a, n, sm);
+  grid.sync();
+  uint32_t prefix = 0, mask = 0;
+  int k_left = k_eff;
+  uint32_t* const hist2 = a.s.hist + kHistBins;
+  uint32_t* const hist3 = hist2 + kHistBins;
+  pick<kHistBins>(a.s.hist, 21, prefix, mask, k_left, sm);
+  hist_phase(a, n, prefix, mask, 10, kHistBins, hist2, sm);
+  grid.sync();
+  pick<kHistBins>(hist2, 10, prefix, mask, k_left, sm);
+  hist_phase(a, n, prefix, mask, 0, kHistBins / 2, hist3, sm);
+  grid.sync();
+  pick<kHistBins / 2>(hist3, 0, prefix, mask, k_left, sm);
+  compact_count(a, n, prefix, sm);
+  grid.sync();
+  compact_write(a, c0, n, prefix, k_left, sm);
   if (blockIdx.x == 0 && threadIdx.x == 0) {
-    st->n_sel = st->k_eff;
+    st->n_sel = k_eff;
     st->sel_local_start = c0 + n;
   }
+}
+
+// The scoring phase alone over the step's candidates (the benchmark's bandwidth figure).
+template <int D, int G>
+__global__ void __launch_bounds__(kThreads) scores_kernel(StepArgs a) {
+  pdl_wait();
+  __shared__ StepSmem sm;
+  const int T = a.layer.state->T, c0 = min(a.cfg.n_init, T), n = max(c0, T - a.cfg.n_local) - c0;
+  score_phase<D, G>(a, c0, n, sm);
 }
 
 __global__ void fill_random_half_kernel(__half* x, int64_t n, uint32_t seed, float scale) {
@@ -360,24 +399,37 @@ __global__ void fill_random_half_kernel(__half* x, int64_t n, uint32_t seed, flo
 
 void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
-void launch_scores_impl(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads,
-                        float scale, const SelectScratch& s, int force, cudaStream_t stream) {
+void check_heads(const PagedKv& kv, int32_t n_heads) {
   if (n_heads > kMaxHeads || n_heads % kv.n_kv_heads != 0 || n_heads / kv.n_kv_heads > kMaxGroup)
     throw std::runtime_error("CUDA selection: unsupported head layout (" + std::to_string(n_heads) + " heads, " +
                              std::to_string(kv.n_kv_heads) + " KV heads)");
-  const dim3 grid(unsigned(s.score_blocks), unsigned(kv.n_kv_heads));
   if (kv.head_dim != 64 && kv.head_dim != 128)
     throw std::runtime_error("CUDA selection: head_dim must be 64 or 128 (got " + std::to_string(kv.head_dim) + ")");
-  dispatch_group(n_heads / kv.n_kv_heads, [&](auto gc) {
-    constexpr int G = decltype(gc)::value;
-    if (kv.head_dim == 64)
-      launch(scores_kernel<64, G>, grid, kScoreThreads, 0, stream, kv, layer.state, q, n_heads, scale, s.scores,
-             s.capacity, force);
+}
+
+StepArgs step_args(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads, float scale,
+                   const SelectConfig& cfg, const SelectScratch& s) {
+  check_heads(kv, n_heads);
+  StepArgs a;
+  a.kv = kv;
+  a.layer = layer;
+  a.q = q;
+  a.n_heads = n_heads;
+  a.scale = scale;
+  a.cfg = cfg;
+  a.s = s;
+  return a;
+}
+
+// Calls f with the step kernel's (D, G) instance as a compile-time pair.
+template <class F>
+void dispatch_step(int head_dim, int group, F&& f) {
+  dispatch_group(group, [&](auto gc) {
+    if (head_dim == 64)
+      f(std::integral_constant<int, 64>{}, gc);
     else
-      launch(scores_kernel<128, G>, grid, kScoreThreads, 0, stream, kv, layer.state, q, n_heads, scale, s.scores,
-             s.capacity, force);
+      f(std::integral_constant<int, 128>{}, gc);
   });
-  check_launch("scores_kernel");
 }
 
 }  // namespace
@@ -397,46 +449,40 @@ void launch_advance_tokens(StepState* states, int n_layers, int32_t delta, cudaS
   check_launch("set_tokens_kernel");
 }
 
-void launch_plan(const LayerSelectBuffers& layer, const float* q, int32_t n_heads, int32_t head_dim,
-                 const SelectConfig& cfg, const SelectScratch& s, const StepKv* append,
-                 const cudaGraphConditionalHandle* select_if, cudaStream_t stream) {
-  launch(plan_kernel, 1 + (append ? append->kv.n_kv_heads : 0), kPlanThreads, 0, stream, layer.state,
-         layer.fingerprint, q, n_heads * head_dim, cfg, s.hist, append ? *append : StepKv{},
-         select_if ? *select_if : cudaGraphConditionalHandle{}, select_if != nullptr);
-  check_launch("plan_kernel");
+int select_blocks(int head_dim, int group, int n_kv_heads, int n_sms) {
+  int per_sm = 0;
+  dispatch_step(head_dim, group, [&](auto dc, auto gc) {
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, step_kernel<decltype(dc)::value, decltype(gc)::value>,
+                                                        kThreads, 0),
+          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  });
+  // All blocks resident (a grid barrier needs them); a multiple of the KV heads for scoring.
+  const int blocks = std::min(per_sm, 4) * n_sms / n_kv_heads * n_kv_heads;
+  if (blocks < n_kv_heads) throw std::runtime_error("CUDA selection: too few resident blocks for the selection");
+  return blocks;
+}
+
+void launch_step(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads, float scale,
+                 const SelectConfig& cfg, const SelectScratch& s, const StepKv* append, cudaStream_t stream) {
+  StepArgs a = step_args(kv, layer, q, n_heads, scale, cfg, s);
+  if (append) a.append = *append;
+  dispatch_step(kv.head_dim, n_heads / kv.n_kv_heads, [&](auto dc, auto gc) {
+    const auto kernel = step_kernel<decltype(dc)::value, decltype(gc)::value>;
+    if (cfg.full)
+      launch(kernel, unsigned(kv.n_kv_heads), kThreads, 0, stream, a);
+    else
+      launch_cooperative(kernel, unsigned(s.blocks), kThreads, 0, stream, a);
+  });
+  check_launch("step_kernel");
 }
 
 void launch_scores_only(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads,
-                        float scale, const SelectScratch& s, cudaStream_t stream) {
-  launch_scores_impl(kv, layer, q, n_heads, scale, s, 1, stream);
-}
-
-void launch_select(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads, float scale,
-                   const SelectScratch& s, cudaStream_t stream) {
-  launch_scores_impl(kv, layer, q, n_heads, scale, s, 0, stream);
-  launch(score_stats_kernel, dim3(unsigned(s.stats_blocks), unsigned(n_heads)), 256, 0, stream, layer.state, s.scores,
-         s.capacity, n_heads, s.partials);
-  check_launch("score_stats_kernel");
-  launch(softmax_stats_kernel, n_heads, 256, 0, stream, layer.state, s.partials, s.stats_blocks, n_heads, s.stats);
-  check_launch("softmax_stats_kernel");
-  launch(vote_hist_kernel, s.compact_blocks, kVoteThreads, 0, stream, layer.state, s.scores, s.capacity, s.stats,
-         n_heads, s.votes, s.hist);
-  check_launch("vote_hist_kernel");
-  launch(pick_kernel, 1, kPickThreads, 0, stream, layer.state, s.hist, 21, 2048);
-  check_launch("pick_kernel");
-  launch(hist_kernel, s.compact_blocks, kVoteThreads, 0, stream, layer.state, s.votes, 10, 2048, s.hist);
-  check_launch("hist_kernel");
-  launch(pick_kernel, 1, kPickThreads, 0, stream, layer.state, s.hist, 10, 2048);
-  check_launch("pick_kernel");
-  launch(hist_kernel, s.compact_blocks, kVoteThreads, 0, stream, layer.state, s.votes, 0, 1024, s.hist);
-  check_launch("hist_kernel");
-  launch(pick_kernel, 1, kPickThreads, 0, stream, layer.state, s.hist, 0, 1024);
-  check_launch("pick_kernel");
-  launch(compact_count_kernel, s.compact_blocks, kCompactThreads, 0, stream, layer.state, s.votes, s.block_counts);
-  check_launch("compact_count_kernel");
-  launch(compact_write_kernel, s.compact_blocks, kCompactThreads, 0, stream, layer.state, s.votes, s.block_counts,
-         layer.selected, layer.selected_votes);
-  check_launch("compact_write_kernel");
+                        float scale, const SelectConfig& cfg, const SelectScratch& s, cudaStream_t stream) {
+  const StepArgs a = step_args(kv, layer, q, n_heads, scale, cfg, s);
+  dispatch_step(kv.head_dim, n_heads / kv.n_kv_heads, [&](auto dc, auto gc) {
+    launch(scores_kernel<decltype(dc)::value, decltype(gc)::value>, unsigned(s.blocks), kThreads, 0, stream, a);
+  });
+  check_launch("scores_kernel");
 }
 
 void launch_fill_random_half(uint16_t* x, int64_t n, uint32_t seed, float scale, cudaStream_t stream) {

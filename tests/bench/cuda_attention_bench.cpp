@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
     fmt::print("| {} | {} | {:.3f} | {:.0f} ({:.0f}%) | {:.3f} | {:.1f} | {:.3f} | {:.1f} | {:.2f} | {:.0f} ({:.0f}%) |\n", r.shape, r.T,
                r.dense_ms, r.dense_gbps, 100 * r.dense_gbps / copy, r.miss_ms, r.dense_ms / r.miss_ms, r.hit_ms,
                r.dense_ms / r.hit_ms, r.hit_rate, r.score_gbps, 100 * r.score_gbps / copy);
-  fmt::print("\nTS hit step in two halves, timed apart (ms per step, all layers): plan (+ skipped selection) | attention\n");
+  fmt::print("\nTS hit step in two halves, timed apart (ms per step, all layers): plan and selection launch (returning after the plan) | attention\n");
   for (const Row& r : rows) fmt::print("  {} {}: {:.3f} | {:.3f}\n", r.shape, r.T, r.hit_plan_ms, r.hit_attend_ms);
   return 0;
 }

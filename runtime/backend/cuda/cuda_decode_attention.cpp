@@ -36,7 +36,6 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   cuda::check(cudaGetDevice(&dev), "cudaGetDevice");
   cuda::check(cudaDeviceGetAttribute(&n_sms_, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
   cuda::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-  cuda::check(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "cudaStreamCreate");
 
   const int64_t page = int64_t(1) << cuda::kPageShift;
   pages_ = (s.capacity + page - 1) / page;
@@ -65,22 +64,17 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   selected_votes_ = DeviceBuffer<float>(k_max * size_t(s.n_layers));
 
   scratch_.capacity = s.capacity;
-  scratch_.score_blocks = std::max(1, 8 * n_sms_ / s.n_kv_heads);
-  scratch_.stats_blocks = std::max(1, 4 * n_sms_ / s.n_heads);
-  scratch_.compact_blocks = 8 * n_sms_;
+  scratch_.blocks = cuda::select_blocks(s.head_dim, s.n_heads / s.n_kv_heads, s.n_kv_heads, n_sms_);
   scores_ = DeviceBuffer<float>(size_t(s.n_heads) * size_t(s.capacity));
   votes_ = DeviceBuffer<float>(size_t(s.capacity));
-  partials_ = DeviceBuffer<float2>(size_t(scratch_.stats_blocks) * size_t(s.n_heads));
-  stats_ = DeviceBuffer<float2>(size_t(s.n_heads));
-  hist_ = DeviceBuffer<uint32_t>(2048);
-  block_counts_ = DeviceBuffer<int2>(size_t(scratch_.compact_blocks));
+  partials_ = DeviceBuffer<float2>(size_t(scratch_.blocks / s.n_kv_heads) * size_t(s.n_heads));
+  hist_ = DeviceBuffer<uint32_t>(cuda::kSelectHistBins);
+  block_counts_ = DeviceBuffer<int2>(size_t(scratch_.blocks));
   scratch_.scores = scores_.get();
   scratch_.partials = partials_.get();
-  scratch_.stats = stats_.get();
   scratch_.votes = votes_.get();
   scratch_.hist = hist_.get();
   scratch_.block_counts = block_counts_.get();
-  cuda::check(cudaMemsetAsync(hist_.get(), 0, 2048 * 4, stream_), "cudaMemsetAsync");
 
   // One wave of the split kernel at most: more splits only lengthen the combine.
   const int resident = cuda::attend_blocks_per_sm(s.head_dim, s.n_heads / s.n_kv_heads) * n_sms_;
@@ -96,7 +90,6 @@ CudaDecodeAttention::~CudaDecodeAttention() {
     cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
   }
-  if (side_) cudaStreamDestroy(side_);
 }
 
 void CudaDecodeAttention::set_config(const cuda::SelectConfig& cfg) {
@@ -179,13 +172,10 @@ void CudaDecodeAttention::set_tokens_from(const int32_t* T_dev) {
 }
 
 void CudaDecodeAttention::select_chunk(int layer, const float* qmean) {
-  const cuda::LayerSelectBuffers lb = layer_buffers(layer);
   cuda::SelectConfig fresh = cfg_;
   fresh.fresh = 1;
-  cuda::launch_plan(lb, qmean, shape_.n_heads, shape_.head_dim, fresh, scratch_, nullptr, nullptr, stream_);
-  if (!cfg_.full)
-    cuda::launch_select(kv(layer), lb, qmean, shape_.n_heads, 1.f / std::sqrt(float(shape_.head_dim)), scratch_,
-                        stream_);
+  cuda::launch_step(kv(layer), layer_buffers(layer), qmean, shape_.n_heads, 1.f / std::sqrt(float(shape_.head_dim)),
+                    fresh, scratch_, nullptr, stream_);
 }
 
 void CudaDecodeAttention::write_key_set(int layer, int32_t* keys, int64_t n) {
@@ -203,47 +193,10 @@ void CudaDecodeAttention::attend(int layer, const float* q_dev, float* out_dev, 
 }
 
 void CudaDecodeAttention::plan_and_select(int layer, const float* q_dev, const float* k_dev, const float* v_dev) {
-  const cuda::LayerSelectBuffers lb = layer_buffers(layer);
   const cuda::PagedKv kvl = kv(layer);
   const cuda::StepKv step{kvl, k_dev, v_dev};
-  const cuda::StepKv* append = k_dev ? &step : nullptr;
-  const float scale = 1.f / std::sqrt(float(shape_.head_dim));
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  cuda::check(cudaStreamIsCapturing(stream_, &capture), "cudaStreamIsCapturing");
-  if (cfg_.full) {
-    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, append, nullptr, stream_);
-  } else if (capture != cudaStreamCaptureStatusActive) {
-    // Eagerly the selection kernels are launched every step and return at once unless the
-    // plan (read from device memory) is to select.
-    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, append, nullptr, stream_);
-    cuda::launch_select(kvl, lb, q_dev, shape_.n_heads, scale, scratch_, stream_);
-  } else {
-    // In a graph they form the body of a conditional node that the plan kernel switches on,
-    // so a step that reuses its selection costs no selection launches at all.
-    cudaGraph_t graph;
-    cuda::check(cudaStreamGetCaptureInfo(stream_, &capture, nullptr, &graph), "cudaStreamGetCaptureInfo");
-    cudaGraphConditionalHandle select_if;
-    cuda::check(cudaGraphConditionalHandleCreate(&select_if, graph, 0, 0), "cudaGraphConditionalHandleCreate");
-    cuda::launch_plan(lb, q_dev, shape_.n_heads, shape_.head_dim, cfg_, scratch_, append, &select_if, stream_);
-    const cudaGraphNode_t* deps = nullptr;
-    size_t n_deps = 0;
-    cuda::check(cudaStreamGetCaptureInfo(stream_, &capture, nullptr, &graph, &deps, nullptr, &n_deps),
-                "cudaStreamGetCaptureInfo");
-    cudaGraphNodeParams p{};
-    p.type = cudaGraphNodeTypeConditional;
-    p.conditional.handle = select_if;
-    p.conditional.type = cudaGraphCondTypeIf;
-    p.conditional.size = 1;
-    cudaGraphNode_t node;
-    cuda::check(cudaGraphAddNode(&node, graph, deps, nullptr, n_deps, &p), "cudaGraphAddNode");
-    cuda::check(cudaStreamUpdateCaptureDependencies(stream_, &node, nullptr, 1, cudaStreamSetCaptureDependencies),
-                "cudaStreamUpdateCaptureDependencies");
-    cudaGraph_t body = p.conditional.phGraph_out[0];
-    cuda::check(cudaStreamBeginCaptureToGraph(side_, body, nullptr, nullptr, 0, cudaStreamCaptureModeThreadLocal),
-                "cudaStreamBeginCaptureToGraph");
-    cuda::launch_select(kvl, lb, q_dev, shape_.n_heads, scale, scratch_, side_);
-    cuda::check(cudaStreamEndCapture(side_, &body), "cudaStreamEndCapture");
-  }
+  cuda::launch_step(kvl, layer_buffers(layer), q_dev, shape_.n_heads, 1.f / std::sqrt(float(shape_.head_dim)), cfg_,
+                    scratch_, k_dev ? &step : nullptr, stream_);
 }
 
 void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* out_dev,
@@ -270,7 +223,7 @@ void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* o
 
 void CudaDecodeAttention::score_only(int layer, const float* q_dev) {
   cuda::launch_scores_only(kv(layer), layer_buffers(layer), q_dev, shape_.n_heads,
-                           1.f / std::sqrt(float(shape_.head_dim)), scratch_, stream_);
+                           1.f / std::sqrt(float(shape_.head_dim)), cfg_, scratch_, stream_);
 }
 
 CudaDecodeAttention::Stats CudaDecodeAttention::stats() const {

@@ -93,7 +93,6 @@ class CudaDecodeAttention {
   CudaDecodeShape shape_;
   cuda::SelectConfig cfg_;
   cudaStream_t stream_ = nullptr;
-  cudaStream_t side_ = nullptr;  // captures the conditional selection body
   int n_sms_ = 0;
   int64_t pages_ = 0;
   std::vector<int32_t> host_pages_;  // physical page of each logical page
@@ -105,7 +104,7 @@ class CudaDecodeAttention {
   DeviceBuffer<float> fingerprints_, selected_votes_;
   DeviceBuffer<int32_t> selected_;
   DeviceBuffer<float> scores_, votes_, part_o_;
-  DeviceBuffer<float2> partials_, stats_, part_ml_;
+  DeviceBuffer<float2> partials_, part_ml_;
   DeviceBuffer<uint32_t> hist_;
   DeviceBuffer<int2> block_counts_;
   cuda::SelectScratch scratch_;
