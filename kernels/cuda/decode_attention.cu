@@ -89,22 +89,55 @@ __device__ __forceinline__ void mma1688(float (&c)[4], uint32_t a0, uint32_t a1,
       : "r"(a0), "r"(a1), "r"(b0));
 }
 
+// The S = Q . K^T A fragments of a lane's query part qf (row r, chunks c + 4i): the query
+// rounded to fp16 like the CPU's, so no low part.
+template <int D>
+__device__ __forceinline__ void pack_query(const float (&qf)[D / 32][8], uint32_t (&qa)[D / 32][2][2]) {
+#pragma unroll
+  for (int i = 0; i < D / 32; ++i)
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+      for (int p = 0; p < 2; ++p) qa[i][u][p] = pack_half2(qf[i][4 * u + 2 * p], qf[i][4 * u + 2 * p + 1]);
+}
+
 // The split's keys [j0, j1), taken by the block's warps in turns of 8: S, the online softmax
 // and O^T (see attend_split_kernel), accumulated into m, l and o.
-template <int D, int G, bool Contiguous>
+//
+// Relative (the keys' positions are their indices j: dense, or remapped ranks): a tile's keys sit
+// at base + r, and S = (R(base)^T q) . (R(r) k). So each key turns by r (RoPE table rows 0..7,
+// which stay in L1) and the query (rotated at its position, in sq) turns back by base once per
+// tile. Rotating every key at its own position read a 512-byte table row per key at d 128, as
+// many bytes as the key and its value: that held dense decode at 63% of copy (measured: 82%
+// with the table reads out of the way). Otherwise qa is the query and keys turn at their
+// positions.
+template <int D, int G, bool Contiguous, bool Relative>
 __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& set, int j0, int j1, int g,
-                                            const uint32_t (&qa)[D / 32][2][2], float& m, float& l,
-                                            float (&o)[D / 16][4]) {
+                                            const float4 (*sq)[32], uint32_t (&qa)[D / 32][2][2], float& m,
+                                            float& l, float (&o)[D / 16][4]) {
   constexpr int CH = D / 32, NW = kAttendThreads / 32, VW = D / 16;
   const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4, warp = threadIdx.x >> 5;
   for (int base = j0 + warp * 8; base < j1; base += NW * 8) {
     Tile<D> cur;
     load_tile<D, Contiguous>(a, set, base, j1, g, r, c, cur);
+    if (Relative) {
+      float qf[CH][8];
+#pragma unroll
+      for (int k = 0; k < 2 * CH; ++k) {
+        const float4 v = sq[k][lane];
+        qf[k / 2][(k % 2) * 4] = v.x;
+        qf[k / 2][(k % 2) * 4 + 1] = v.y;
+        qf[k / 2][(k % 2) * 4 + 2] = v.z;
+        qf[k / 2][(k % 2) * 4 + 3] = v.w;
+      }
+      rope_chunks<D, true>(qf, a.rope, base, c);
+      pack_query<D>(qf, qa);
+    }
     // Key r, rotated and rounded to fp16 (as the CPU's attention does), then S.
     float kf[CH][8];
 #pragma unroll
     for (int i = 0; i < CH; ++i) unpack8(cur.k[i], kf[i]);
-    rope_chunks<D>(kf, a.rope, cur.pos, c);
+    rope_chunks<D>(kf, a.rope, Relative ? r : cur.pos, c);
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
     for (int i = 0; i < CH; ++i) {
@@ -159,21 +192,22 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
   const int j0 = min(n_keys, int(blockIdx.x) * chunk), j1 = min(n_keys, j0 + chunk);
 
   // Query row r (head g*G + r), rotated at the query's position (the last rank, or T - 1).
+  float qf[CH][8];
+#pragma unroll
+  for (int i = 0; i < CH; ++i)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + (c + 4 * i) * 8 + e] * a.scale : 0.f;
+  rope_chunks<D>(qf, a.rope, a.remap ? n_keys - 1 : set.T - 1, c);
   uint32_t qa[CH][2][2];
-  {
-    float qf[CH][8];
+  pack_query<D>(qf, qa);
+  __shared__ float4 sq[2 * CH][32];  // qf of every lane, for the relative rotation
+  const bool relative = st.plan == kPlanDense || a.remap;
+  if (relative && warp == 0)
 #pragma unroll
-    for (int i = 0; i < CH; ++i)
-#pragma unroll
-      for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + (c + 4 * i) * 8 + e] * a.scale : 0.f;
-    rope_chunks<D>(qf, a.rope, a.remap ? n_keys - 1 : set.T - 1, c);
-#pragma unroll
-    for (int i = 0; i < CH; ++i)
-#pragma unroll
-      for (int u = 0; u < 2; ++u)
-#pragma unroll
-        for (int p = 0; p < 2; ++p) qa[i][u][p] = pack_half2(qf[i][4 * u + 2 * p], qf[i][4 * u + 2 * p + 1]);
-  }
+    for (int k = 0; k < 2 * CH; ++k)
+      sq[k][lane] = make_float4(qf[k / 2][(k % 2) * 4], qf[k / 2][(k % 2) * 4 + 1], qf[k / 2][(k % 2) * 4 + 2],
+                                qf[k / 2][(k % 2) * 4 + 3]);
+  __syncthreads();
 
   float m = -INFINITY, l = 0.f;  // row r's running max and this lane's part of its sum
   float o[VW][4];                // O^T slab s: (dim r*D/8+2s | +1) x (heads 2c, 2c+1)
@@ -181,9 +215,11 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
   for (int s = 0; s < VW; ++s) o[s][0] = o[s][1] = o[s][2] = o[s][3] = 0.f;
 
   if (st.plan == kPlanDense)
-    attend_keys<D, G, true>(a, set, j0, j1, g, qa, m, l, o);
+    attend_keys<D, G, true, true>(a, set, j0, j1, g, sq, qa, m, l, o);
+  else if (a.remap)
+    attend_keys<D, G, false, true>(a, set, j0, j1, g, sq, qa, m, l, o);
   else
-    attend_keys<D, G, false>(a, set, j0, j1, g, qa, m, l, o);
+    attend_keys<D, G, false, false>(a, set, j0, j1, g, sq, qa, m, l, o);
   l += __shfl_xor_sync(0xffffffffu, l, 1);
   l += __shfl_xor_sync(0xffffffffu, l, 2);
 

@@ -46,11 +46,13 @@ __device__ __forceinline__ void rotate_pair(float& a, float& b, float2 cs) {
 }
 
 // Rotates the chunks c + 4i (i < CH = D/32, 8 elements each) of one head vector that a lane
-// holds (the query_fragments order) at position pos. Adjacent pairs lie inside a chunk; the
-// NEOX partner of chunk c + 4i is chunk c + 4(i + CH/2), held by the same lane.
-template <int D>
+// holds (the query_fragments order) at position pos, or back by pos (Inverse). Adjacent pairs
+// lie inside a chunk; the NEOX partner of chunk c + 4i is chunk c + 4(i + CH/2), held by the
+// same lane.
+template <int D, bool Inverse = false>
 __device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTables& r, int pos, int c) {
   constexpr int CH = D / 32, half = D / 2;
+  const auto dir = [](float2 cs) { return Inverse ? make_float2(cs.x, -cs.y) : cs; };
   if (!r.neox) {
 #pragma unroll
     for (int i = 0; i < CH; ++i)
@@ -59,7 +61,7 @@ __device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTab
         float2 cs[2];
         rope_cs2(r, half, pos, (c + 4 * i) * 4 + p, cs[0], cs[1]);
 #pragma unroll
-        for (int u = 0; u < 2; ++u) rotate_pair(x[i][2 * (p + u)], x[i][2 * (p + u) + 1], cs[u]);
+        for (int u = 0; u < 2; ++u) rotate_pair(x[i][2 * (p + u)], x[i][2 * (p + u) + 1], dir(cs[u]));
       }
   } else {
 #pragma unroll
@@ -69,7 +71,7 @@ __device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTab
         float2 cs[2];
         rope_cs2(r, half, pos, (c + 4 * i) * 8 + e, cs[0], cs[1]);
 #pragma unroll
-        for (int u = 0; u < 2; ++u) rotate_pair(x[i][e + u], x[i + CH / 2][e + u], cs[u]);
+        for (int u = 0; u < 2; ++u) rotate_pair(x[i][e + u], x[i + CH / 2][e + u], dir(cs[u]));
       }
   }
 }

@@ -47,9 +47,11 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   std::iota(identity.begin(), identity.end(), 0);
   set_page_order(identity);
 
-  // Every position a key or query can take (remapped ranks stay below the capacity).
-  std::vector<float> cs(size_t(s.capacity + 1) * size_t(s.head_dim));
-  cpu::rope_angles(s.rope, 0, s.capacity + 1, cs.data());
+  // Every position a key or query can take (remapped ranks stay below the capacity), and at
+  // least the 8 offsets inside a tile that the attention turns keys by.
+  const int64_t positions = std::max<int64_t>(s.capacity + 1, 8);
+  std::vector<float> cs(size_t(positions) * size_t(s.head_dim));
+  cpu::rope_angles(s.rope, 0, positions, cs.data());
   rope_cs_ = DeviceBuffer<float>(cs.size());
   // On stream_ (a plain cudaMemcpy from pageable memory is not ordered before its kernels);
   // set_config() below waits for it, while the vector is alive.
