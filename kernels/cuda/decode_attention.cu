@@ -47,8 +47,7 @@ union Chunk {
 };
 
 // One warp's tile of 8 attended keys as lane (r, c) needs it: key r (chunks c, c+4, ..., before
-// RoPE) with its RoPE position, and V of keys 2c, 2c+1 at dims [r*D/8, (r+1)*D/8). Keys past j1
-// read as zeros.
+// RoPE) with its RoPE position, and V of keys 2c, 2c+1 at dims [r*D/8, (r+1)*D/8).
 template <int D>
 struct Tile {
   uint4 k[D / 32];
@@ -56,30 +55,66 @@ struct Tile {
   Chunk v[2][D / 64];
 };
 
+// A tile's K and V on their way into registers: shared memory in lane-major slots. Each lane
+// reads back only what it copied itself, so the asynchronous copies need no barrier, only the
+// lane's own wait; the next tile streams in while this one is computed.
+template <int D>
+struct Stage {
+  uint4 k[D / 32][32];
+  uint4 v[2][D / 64][32];
+};
+
+// 16 bytes from global to shared memory, asynchronously, through L1 (a lane's V piece is half a
+// sector whose other half the next copy takes); zeros when not valid (src is then not read).
+__device__ __forceinline__ void cp_async16(uint4* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(unsigned(__cvta_generic_to_shared(dst))),
+               "l"(src), "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most N of this thread's copy groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
 // Contiguous: the set is [0, T) (dense), so entry j is token j at position j.
 template <int D, bool Contiguous>
 __device__ __forceinline__ int token_at(const AttendArgs& a, const KeySet& set, int j, int j1) {
   return j >= j1 ? 0 : Contiguous ? j : set.at(a.selected, j);
 }
 
+// Starts copying the tile at base into st (keys past j1 as zeros); returns key r's RoPE
+// position.
 template <int D, bool Contiguous>
-__device__ __forceinline__ void load_tile(const AttendArgs& a, const KeySet& set, int base, int j1, int g, int r, int c,
-                                          Tile<D>& b) {
+__device__ __forceinline__ int stage_tile(const AttendArgs& a, const KeySet& set, int base, int j1, int g,
+                                          Stage<D>& st) {
+  const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4;
   const int j = base + r;
   const int t = token_at<D, Contiguous>(a, set, j, j1);
-  b.pos = j < j1 ? (a.remap || Contiguous ? j : t) : 0;
   const uint16_t* kp = a.kv.k + kv_offset(a.kv, g, t);
 #pragma unroll
-  for (int i = 0; i < D / 32; ++i)
-    b.k[i] = j < j1 ? __ldg(reinterpret_cast<const uint4*>(kp + (c + 4 * i) * 8)) : make_uint4(0, 0, 0, 0);
+  for (int i = 0; i < D / 32; ++i) cp_async16(&st.k[i][lane], kp + (c + 4 * i) * 8, j < j1);
 #pragma unroll
   for (int x = 0; x < 2; ++x) {
     const int jv = base + 2 * c + x;
     const uint16_t* vp = a.kv.v + kv_offset(a.kv, g, token_at<D, Contiguous>(a, set, jv, j1)) + r * (D / 8);
 #pragma unroll
-    for (int w = 0; w < D / 64; ++w)
-      b.v[x][w].v = jv < j1 ? __ldg(reinterpret_cast<const uint4*>(vp) + w) : make_uint4(0, 0, 0, 0);
+    for (int w = 0; w < D / 64; ++w) cp_async16(&st.v[x][w][lane], reinterpret_cast<const uint4*>(vp) + w, jv < j1);
   }
+  return j < j1 ? (a.remap || Contiguous ? j : t) : 0;
+}
+
+template <int D>
+__device__ __forceinline__ void read_tile(const Stage<D>& st, int pos, Tile<D>& b) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int i = 0; i < D / 32; ++i) b.k[i] = st.k[i][lane];
+#pragma unroll
+  for (int x = 0; x < 2; ++x)
+#pragma unroll
+    for (int w = 0; w < D / 64; ++w) b.v[x][w].v = st.v[x][w][lane];
+  b.pos = pos;
 }
 
 // C += A.B, mma.sync m16n8k8: a0 = A[r][2c..2c+1], a1 = A[r+8][2c..], b0 = B[2c..2c+1][r].
@@ -113,13 +148,22 @@ __device__ __forceinline__ void pack_query(const float (&qf)[D / 32][8], uint32_
 // positions.
 template <int D, int G, bool Contiguous, bool Relative>
 __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& set, int j0, int j1, int g,
-                                            const float4 (*sq)[32], uint32_t (&qa)[D / 32][2][2], float& m,
-                                            float& l, float (&o)[D / 16][4]) {
+                                            const float4 (*sq)[32], Stage<D> (&stage)[2],
+                                            uint32_t (&qa)[D / 32][2][2], float& m, float& l,
+                                            float (&o)[D / 16][4]) {
   constexpr int CH = D / 32, NW = kAttendThreads / 32, VW = D / 16;
   const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4, warp = threadIdx.x >> 5;
-  for (int base = j0 + warp * 8; base < j1; base += NW * 8) {
+  int base = j0 + warp * 8;
+  int pos = base < j1 ? stage_tile<D, Contiguous>(a, set, base, j1, g, stage[0]) : 0;
+  cp_async_commit();
+  for (int it = 0; base < j1; base += NW * 8, ++it) {
+    const int next = base + NW * 8;
+    const int pos_next = next < j1 ? stage_tile<D, Contiguous>(a, set, next, j1, g, stage[(it + 1) & 1]) : 0;
+    cp_async_commit();
+    cp_async_wait<1>();  // this tile's copies (the lane's own) have landed
     Tile<D> cur;
-    load_tile<D, Contiguous>(a, set, base, j1, g, r, c, cur);
+    read_tile<D>(stage[it & 1], pos, cur);
+    pos = pos_next;
     if (Relative) {
       float qf[CH][8];
 #pragma unroll
@@ -168,6 +212,7 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
       mma1688(o[s], __byte_perm(w0, w1, 0x5410), __byte_perm(w0, w1, 0x7632), pb);
     }
   }
+  cp_async_wait<0>();  // the stages may be reused
 }
 
 // The split kernel on the tensor cores. Per warp and tile of 8 attended keys: S = Q . K^T as in
@@ -214,18 +259,25 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
 #pragma unroll
   for (int s = 0; s < VW; ++s) o[s][0] = o[s][1] = o[s][2] = o[s][3] = 0.f;
 
+  // Per warp: two tile stages while attending, its rows of the merge afterwards.
+  struct WarpSmem {
+    union {
+      Stage<D> stage[2];
+      float o[8][D];
+    };
+  };
+  __shared__ WarpSmem wsm[NW];
   if (st.plan == kPlanDense)
-    attend_keys<D, G, true, true>(a, set, j0, j1, g, sq, qa, m, l, o);
+    attend_keys<D, G, true, true>(a, set, j0, j1, g, sq, wsm[warp].stage, qa, m, l, o);
   else if (a.remap)
-    attend_keys<D, G, false, true>(a, set, j0, j1, g, sq, qa, m, l, o);
+    attend_keys<D, G, false, true>(a, set, j0, j1, g, sq, wsm[warp].stage, qa, m, l, o);
   else
-    attend_keys<D, G, false, false>(a, set, j0, j1, g, sq, qa, m, l, o);
+    attend_keys<D, G, false, false>(a, set, j0, j1, g, sq, wsm[warp].stage, qa, m, l, o);
   l += __shfl_xor_sync(0xffffffffu, l, 1);
   l += __shfl_xor_sync(0xffffffffu, l, 2);
 
   // Merge the warps through shared memory.
   __shared__ float sm_ml[NW][8][2];
-  __shared__ float sm_o[NW][8][D];
   if (c == 0) {
     sm_ml[warp][r][0] = m;
     sm_ml[warp][r][1] = l;
@@ -233,10 +285,10 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
 #pragma unroll
   for (int s = 0; s < VW; ++s) {
     const int d0 = r * (D / 8) + 2 * s;
-    sm_o[warp][2 * c][d0] = o[s][0];
-    sm_o[warp][2 * c + 1][d0] = o[s][1];
-    sm_o[warp][2 * c][d0 + 1] = o[s][2];
-    sm_o[warp][2 * c + 1][d0 + 1] = o[s][3];
+    wsm[warp].o[2 * c][d0] = o[s][0];
+    wsm[warp].o[2 * c + 1][d0] = o[s][1];
+    wsm[warp].o[2 * c][d0 + 1] = o[s][2];
+    wsm[warp].o[2 * c + 1][d0 + 1] = o[s][3];
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < G * D; idx += blockDim.x) {
@@ -249,7 +301,7 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
         if (sm_ml[w][hh][0] == -INFINITY) continue;
         const float wt = __expf(sm_ml[w][hh][0] - mm);
         ll += sm_ml[w][hh][1] * wt;
-        acc += sm_o[w][hh][e] * wt;
+        acc += wsm[w].o[hh][e] * wt;
       }
     const int64_t row = int64_t(blockIdx.x) * a.n_heads + g * G + hh;
     a.part_o[row * D + e] = acc;
