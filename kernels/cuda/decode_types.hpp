@@ -51,8 +51,8 @@ struct SelectConfig {
 
 enum StepPlan : int32_t { kPlanDense = 0, kPlanReuse = 1, kPlanSelect = 2 };
 
-// Per-layer state of the current decode step, in device memory; written by the plan and
-// selection kernels, read by the attention kernel.
+// Per-layer state of the current decode step, in device memory; written by the step kernel
+// (plan and selection), read by the attention kernel.
 struct StepState {
   int32_t T = 0;                // tokens cached, the step's own included
   int32_t plan = kPlanDense;
