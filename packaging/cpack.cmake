@@ -1,7 +1,7 @@
 # Binary packages of whatever the install rules install (libtokenselect, its header, CMake and
 # pkg-config files, the `tokenselect` CLI, the desktop app when built, docs):
-#   build/tokenselect_0.3.0_amd64.deb     Debian package, prefix /usr, deps from dpkg-shlibdeps
-#   build/tokenselect-0.3.0-Linux.tar.gz  relocatable tree (bin/ lib/ include/ share/)
+#   build/tokenselect_0.4.0_amd64.deb     Debian package, prefix /usr, deps from dpkg-shlibdeps
+#   build/tokenselect-0.4.0-Linux.tar.gz  relocatable tree (bin/ lib/ include/ share/)
 # Make them after a build with either of
 #   cmake --build build --target package
 #   cd build && cpack                         (or: cpack --config build/CPackConfig.cmake)

@@ -5,7 +5,7 @@ include(CMakePackageConfigHelpers)
 
 set(TS_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/tokenselect)
 
-# libtokenselect.so.0.3.0, its SONAME link .so.0 and the namelink .so. The runtime's static
+# libtokenselect.so.0.4.0, its SONAME link .so.0 and the namelink .so. The runtime's static
 # libraries are linked PRIVATE into it, so the export set needs no other target and consumers
 # get no transitive dependencies.
 install(TARGETS tokenselect_lib EXPORT tokenselectTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

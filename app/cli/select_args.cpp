@@ -16,6 +16,11 @@ void SelectArgs::add_to(CLI::App& app, bool with_attention) {
   app.add_option("--n-local", n_local, "TokenSelect: recent tokens always attended")->capture_default_str();
   app.add_option("--tau", tau, "TokenSelect: cosine threshold for reusing the last selection")->capture_default_str();
   app.add_flag("--no-select-cache", no_cache, "TokenSelect: select afresh at every step");
+  app.add_option("--scoring-keys", scoring_keys,
+                 "TokenSelect: keys the selection scores, cached (the cache's) or fp8 (GPU: an fp8 copy, half the "
+                 "bytes, +25% KV memory)")
+      ->check(CLI::IsMember({"cached", "fp8"}))
+      ->capture_default_str();
   app.add_option("--positions", positions, "TokenSelect RoPE positions: remap (rank in the attention set) or true")
       ->check(CLI::IsMember({"remap", "true"}))
       ->capture_default_str();
@@ -49,6 +54,7 @@ ts_select_settings SelectArgs::settings() const {
   s.n_local = n_local;
   s.cache_threshold = tau;
   s.select_cache = no_cache ? 0 : 1;
+  s.scoring_keys = scoring_keys == "fp8" ? TS_SCORING_KEYS_FP8 : TS_SCORING_KEYS_CACHED;  // CLI11 checked the value
   return s;
 }
 

@@ -18,6 +18,7 @@ struct SelectArgs {
   int32_t n_local = 512;
   float tau = 0.9f;
   bool no_cache = false;
+  std::string scoring_keys = "cached";  // cached | fp8
 
   // with_attention = false for commands that pick the mode themselves (--modes).
   void add_to(CLI::App& app, bool with_attention = true);

@@ -43,14 +43,14 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "VERSION_MAJOR", "VERSION_MINOR", "VERSION_PATCH", "version", "version_number", "library_path",
-    "Status", "Role", "StopReason", "Attention", "Positions", "LogLevel",
+    "Status", "Role", "StopReason", "Attention", "Positions", "ScoringKeys", "LogLevel",
     "TokenSelectError", "InvalidArgumentError", "FileIOError", "FormatError", "UnsupportedError",
     "OutOfMemoryError", "ContextFullError", "TruncatedError", "InternalError", "Cancelled",
     "ModelInfo", "SelectSettings", "SessionStats", "Answer", "Model", "Session",
 ]
 
 # The header this binding was written against.
-VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = 0, 3, 0
+VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = 0, 4, 0
 
 TOKENIZE_ADD_BOS = 1
 TOKENIZE_PARSE_SPECIAL = 2
@@ -95,6 +95,11 @@ class Attention(enum.IntEnum):
 class Positions(enum.IntEnum):
     REMAP = 0
     TRUE = 1
+
+
+class ScoringKeys(enum.IntEnum):
+    CACHED = 0  # the cache's own keys
+    FP8 = 1     # GPU: an fp8 copy, half the bytes per candidate
 
 
 class LogLevel(enum.IntEnum):
@@ -207,7 +212,8 @@ class _ModelInfo(ctypes.Structure):
 
 class _SelectSettings(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("attention", c_int), ("positions", c_int), ("n_init", c_int32),
-                ("n_local", c_int32), ("k", c_int32), ("select_cache", c_int32), ("cache_threshold", c_float)]
+                ("n_local", c_int32), ("k", c_int32), ("select_cache", c_int32), ("cache_threshold", c_float),
+                ("scoring_keys", c_int32)]
 
 
 class _SessionOptions(ctypes.Structure):
@@ -468,6 +474,7 @@ class SelectSettings:
     k: int = 2048           # tokens selected per layer per step
     select_cache: bool = True
     cache_threshold: float = 0.9
+    scoring_keys: ScoringKeys = ScoringKeys.CACHED  # FP8: the GPU scores an fp8 copy of the keys
 
     @classmethod
     def library_defaults(cls) -> "SelectSettings":
@@ -478,7 +485,8 @@ class SelectSettings:
     @classmethod
     def _from_c(cls, c: _SelectSettings) -> "SelectSettings":
         return cls(Attention(c.attention), Positions(c.positions), c.n_init, c.n_local, c.k, bool(c.select_cache),
-                   round(c.cache_threshold, 6))  # a C float: 0.9 reads back as 0.8999999761...
+                   round(c.cache_threshold, 6),  # a C float: 0.9 reads back as 0.8999999761...
+                   ScoringKeys(c.scoring_keys))
 
     def _to_c(self) -> _SelectSettings:
         c = _SelectSettings()
@@ -486,6 +494,7 @@ class SelectSettings:
         c.attention, c.positions = int(self.attention), int(self.positions)
         c.n_init, c.n_local, c.k = self.n_init, self.n_local, self.k
         c.select_cache, c.cache_threshold = int(bool(self.select_cache)), self.cache_threshold
+        c.scoring_keys = int(self.scoring_keys)
         return c
 
 

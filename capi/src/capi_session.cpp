@@ -25,6 +25,8 @@ ts::SelectOptions to_runtime(const ts_select_settings* in) {
     capi::invalid(fmt::format("attention settings: attention must be TS_ATTENTION_TOKENSELECT or TS_ATTENTION_FULL (got {})", int(c.attention)));
   if (c.positions != TS_POSITIONS_REMAP && c.positions != TS_POSITIONS_TRUE)
     capi::invalid(fmt::format("attention settings: positions must be TS_POSITIONS_REMAP or TS_POSITIONS_TRUE (got {})", int(c.positions)));
+  if (c.scoring_keys != TS_SCORING_KEYS_CACHED && c.scoring_keys != TS_SCORING_KEYS_FP8)
+    capi::invalid(fmt::format("attention settings: scoring_keys must be TS_SCORING_KEYS_CACHED or TS_SCORING_KEYS_FP8 (got {})", c.scoring_keys));
   if (c.select_cache != 0 && c.select_cache != 1)
     capi::invalid(fmt::format("attention settings: select_cache must be 0 or 1 (got {})", c.select_cache));
   // The runtime checks these too, but under its own names; the caller knows the C fields.
@@ -37,6 +39,7 @@ ts::SelectOptions to_runtime(const ts_select_settings* in) {
   o.mode = c.attention == TS_ATTENTION_FULL ? ts::AttentionMode::full : ts::AttentionMode::tokenselect;
   o.positions = c.positions == TS_POSITIONS_TRUE ? ts::PositionMode::true_pos : ts::PositionMode::remap;
   o.n_init = c.n_init, o.n_local = c.n_local, o.k = c.k, o.cache = c.select_cache != 0, o.tau = c.cache_threshold;
+  o.scoring = c.scoring_keys == TS_SCORING_KEYS_FP8 ? ts::ScoringKeys::fp8 : ts::ScoringKeys::cached;
   o.validate();
   return o;
 }
@@ -47,6 +50,7 @@ ts_select_settings to_c(const ts::SelectOptions& o) {
   c.attention = o.mode == ts::AttentionMode::full ? TS_ATTENTION_FULL : TS_ATTENTION_TOKENSELECT;
   c.positions = o.positions == ts::PositionMode::true_pos ? TS_POSITIONS_TRUE : TS_POSITIONS_REMAP;
   c.n_init = o.n_init, c.n_local = o.n_local, c.k = o.k, c.select_cache = o.cache, c.cache_threshold = o.tau;
+  c.scoring_keys = o.scoring == ts::ScoringKeys::fp8 ? TS_SCORING_KEYS_FP8 : TS_SCORING_KEYS_CACHED;
   return c;
 }
 
@@ -394,13 +398,19 @@ TS_API ts_status ts_session_get_stats(const ts_session* session, ts_session_stat
     ts_session_stats full{};
     full.struct_size = sizeof full;
     full.n_tokens = int64_t(s.tokens().size()), full.n_ctx = s.n_ctx();
+    full.device = s.backend_name() == "cuda" ? TS_DEVICE_CUDA : TS_DEVICE_CPU;
     full.kv_bytes_per_token = s.kv().bytes_per_token(), full.kv_bytes_used = s.kv().bytes_used();
+    const ts::SelectOptions& so = s.options().select;
+    if (full.device == TS_DEVICE_CUDA && so.scoring == ts::ScoringKeys::fp8 && so.mode == ts::AttentionMode::tokenselect) {
+      const ts::HParams& hp = s.model().hparams();  // the keys' fp8 copy: a byte per key value
+      const uint64_t copy = uint64_t(hp.n_layer) * uint64_t(hp.n_head_kv) * uint64_t(hp.head_dim);
+      full.kv_bytes_per_token += copy, full.kv_bytes_used += copy * uint64_t(full.n_tokens);
+    }
     full.prefill_tokens = st.prefill_tokens, full.prefill_seconds = st.prefill_seconds;
     full.decode_tokens = st.decode_tokens, full.decode_seconds = st.decode_seconds;
     full.first_token_seconds = st.first_token_seconds;
     full.select_cache_hits = sel.cache_hits, full.select_cache_misses = sel.cache_misses;
     full.selecting_steps = sel.selecting_steps, full.dense_steps = sel.dense_steps;
-    full.device = s.backend_name() == "cuda" ? TS_DEVICE_CUDA : TS_DEVICE_CPU;
     capi::write_struct(stats, full, kStatsMin, "stats");
     return TS_OK;
   });

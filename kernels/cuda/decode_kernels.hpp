@@ -55,8 +55,8 @@ struct StepKv {
 
 // A decode step's plan (dense / reuse / select) from T and, with the cache on, the cosine
 // between the query (the fingerprint of a one-query step) and the cached fingerprint; when the
-// plan is `select`, the selection: scores, per-head softmax statistics, soft vote and top-k of
-// the candidates, written into the layer's selection (positions ascending) and state. One
+// plan is `select`, the selection: scores (of kv.k8, the keys' fp8 copy, when kv has one),
+// per-head softmax statistics, soft vote and top-k of the candidates, written into the layer's selection (positions ascending) and state. One
 // cooperative launch of scratch.blocks (a step that reuses its selection costs that launch
 // only); with cfg.full, n_kv_heads plain blocks. With `append`, the launch also stores the
 // step's K/V. q (and every device array here) must be 16-byte aligned, as cudaMalloc gives.
@@ -91,6 +91,9 @@ int attend_blocks_per_sm(int head_dim, int group);
 // The scoring phase alone (for the benchmark's bandwidth figure): as inside launch_step.
 void launch_scores_only(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads,
                         float scale, const SelectConfig& cfg, const SelectScratch& scratch, cudaStream_t stream);
+
+// k8[i] = k[i] as fp8 e4m3, i < n (the keys' scoring copy of keys stored without it).
+void launch_keys_to_fp8(const uint16_t* k, uint8_t* k8, int64_t n, cudaStream_t stream);
 
 // Fills n fp16 values with a hash of (seed, index), uniform in [-scale, scale).
 void launch_fill_random_half(uint16_t* x, int64_t n, uint32_t seed, float scale, cudaStream_t stream);

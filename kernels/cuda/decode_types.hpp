@@ -18,13 +18,15 @@ struct RowQuantOut {
 };
 
 // One layer's KV cache in device memory, in pages of 2^kPageShift tokens. Physical page p holds
-// [n_kv_heads][page][head_dim] fp16 values in `k` (keys before RoPE) and in `v`; page_table
-// maps a logical page (t >> kPageShift) to its physical page. The page size is a constant so
-// that the kernels' address arithmetic is shifts and masks.
+// [n_kv_heads][page][head_dim] fp16 values in `k` (keys before RoPE) and in `v`, and, when the
+// session scores on it, the same keys as fp8 (e4m3, rounded from the fp16 values) in `k8`;
+// page_table maps a logical page (t >> kPageShift) to its physical page. The page size is a
+// constant so that the kernels' address arithmetic is shifts and masks.
 constexpr int kPageShift = 6;
 struct PagedKv {
   uint16_t* k = nullptr;
   uint16_t* v = nullptr;
+  uint8_t* k8 = nullptr;  // null: no fp8 copy (scoring reads k)
   const int32_t* page_table = nullptr;
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
@@ -47,6 +49,7 @@ struct SelectConfig {
   int32_t remap = 1;  // RoPE positions are ranks in the attention set
   int32_t full = 0;   // dense causal attention with true positions (the baseline)
   int32_t fresh = 0;  // select afresh whatever the cache holds (a prefill chunk)
+  int32_t fp8_keys = 0;  // keep an fp8 copy of the keys and score on it (half the bytes)
 };
 
 enum StepPlan : int32_t { kPlanDense = 0, kPlanReuse = 1, kPlanSelect = 2 };

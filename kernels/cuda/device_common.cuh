@@ -3,6 +3,7 @@
 // their fragment layouts.
 #pragma once
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 #include <type_traits>
@@ -27,6 +28,20 @@ __device__ __forceinline__ void unpack8(const uint4& u, float (&x)[8]) {
     x[2 * i] = f.x;
     x[2 * i + 1] = f.y;
   }
+}
+
+// fp16 to fp8 e4m3 (round to nearest even, saturating at +-448): the keys' scoring copy.
+__device__ __forceinline__ uint8_t half_to_e4m3(__half h) {
+  return __nv_cvt_halfraw_to_fp8(static_cast<__half_raw>(h), __NV_SATFINITE, __NV_E4M3);
+}
+
+// Eight e4m3 values (lo: the first four bytes) as eight fp16 values in 16 bytes; exact.
+__device__ __forceinline__ uint4 e4m3x8_to_half8(uint32_t lo, uint32_t hi) {
+  const auto two = [](uint32_t b) {
+    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(b), __NV_E4M3);
+    return uint32_t(h.x) | uint32_t(h.y) << 16;
+  };
+  return make_uint4(two(lo & 0xffffu), two(lo >> 16), two(hi & 0xffffu), two(hi >> 16));
 }
 
 // (cos, sin) of pairs i and i+1 at position pos (i even): one 16-byte load.
@@ -123,13 +138,14 @@ __device__ __forceinline__ void query_fragments(const float (&q)[CH][8], uint32_
       }
 }
 
-// S[r][2c..2c+1] (acc[0..1]) of one 8-key tile whose key r chunks this lane holds in k.
-template <int CH>
+// S[r][2c..2c+1] (acc[0..1]) of one 8-key tile whose key r chunks this lane holds in k; with
+// the query's high part only when Parts is 1 (keys coarser than fp16 gain nothing from the low).
+template <int CH, int Parts = 2>
 __device__ __forceinline__ void tile_scores(float (&acc)[4], const uint32_t (&qa)[CH][2][2][2], const uint4 (&k)[CH]) {
 #pragma unroll
   for (int i = 0; i < CH; ++i)
 #pragma unroll
-    for (int hl = 0; hl < 2; ++hl) {
+    for (int hl = 0; hl < Parts; ++hl) {
       mma16816(acc, qa[i][0][0][hl], 0u, qa[i][0][1][hl], 0u, k[i].x, k[i].y);
       mma16816(acc, qa[i][1][0][hl], 0u, qa[i][1][1][hl], 0u, k[i].z, k[i].w);
     }

@@ -151,7 +151,9 @@ __global__ void kv_store_kernel(PagedKv kv, int64_t t0, const float* k, const fl
   const int64_t off = kv_offset(kv, g, t);
   const int64_t src = (int64_t(blockIdx.x) * kv.n_kv_heads + g) * kv.head_dim;
   for (int i = threadIdx.x; i < kv.head_dim; i += blockDim.x) {
-    reinterpret_cast<__half*>(kv.k)[off + i] = __float2half_rn(k[src + i]);
+    const __half kh = __float2half_rn(k[src + i]);
+    reinterpret_cast<__half*>(kv.k)[off + i] = kh;
+    if (kv.k8) kv.k8[off + i] = half_to_e4m3(kh);
     reinterpret_cast<__half*>(kv.v)[off + i] = __float2half_rn(v[src + i]);
   }
 }

@@ -25,7 +25,8 @@ void launch_add(float* y, const float* x, int64_t n, cudaStream_t s);
 // gate = silu(gate) * up with the CPU's polynomial exp. Returns whether it wrote q (n values as
 // one row).
 bool launch_swiglu(float* gate, const float* up, int64_t n, RowQuantOut q, cudaStream_t s);
-// Stores m tokens' K and V (f32 rows of n_kv_heads x head_dim) at cache indices t0.. as fp16.
+// Stores m tokens' K and V (f32 rows of n_kv_heads x head_dim) at cache indices t0.. as fp16
+// (and the keys' fp8 copy when kv has one).
 void launch_kv_store(const PagedKv& kv, int64_t t0, int64_t m, const float* k, const float* v, cudaStream_t s);
 // out[x] = mean over the m rows of q[i][x], x < n.
 void launch_mean_rows(const float* q, int64_t m, int64_t n, float* out, cudaStream_t s);

@@ -106,7 +106,9 @@ __device__ void append_kv(const StepKv& ap, int T) {
   const int g = blockIdx.x;
   const int64_t off = kv_offset(kv, g, T - 1);
   for (int i = threadIdx.x; i < kv.head_dim; i += kThreads) {
-    reinterpret_cast<__half*>(kv.k)[off + i] = __float2half_rn(ap.k[g * kv.head_dim + i]);
+    const __half k = __float2half_rn(ap.k[g * kv.head_dim + i]);
+    reinterpret_cast<__half*>(kv.k)[off + i] = k;
+    if (kv.k8) kv.k8[off + i] = half_to_e4m3(k);
     reinterpret_cast<__half*>(kv.v)[off + i] = __float2half_rn(ap.v[g * kv.head_dim + i]);
   }
 }
@@ -116,38 +118,56 @@ __device__ void append_kv(const StepKv& ap, int T) {
 // heads as the rows (query_fragments: 16-byte key chunks are the B fragments as loaded). In the
 // same pass each head's softmax statistics (max, sum of exp) over the block's keys go to
 // partials[bx][h]. Block b scores for KV head b % n_kv_heads, slice b / n_kv_heads of
-// gridDim.x / n_kv_heads.
-template <int D, int G>
+// gridDim.x / n_kv_heads. F8: the keys' fp8 copy, half the bytes: a 16-byte load holds two
+// chunks, widened to fp16 in registers, and the query's high fp16 part alone is enough.
+template <int D, int G, bool F8>
 __device__ void score_phase(const StepArgs& a, int c0, int n, StepSmem& sm) {
-  constexpr int CH = D / 32;               // 16-byte chunks per lane per key
-  constexpr int U = D == 128 ? 2 : 4;      // tiles of 8 keys in flight per warp
+  constexpr int CH = D / 32;                 // 8-dim chunks per lane per key
+  constexpr int L = F8 ? CH / 2 : CH;        // 16-byte loads per lane per key
+  constexpr int U = (D == 128 ? 2 : 4) * (F8 ? 2 : 1);  // tiles of 8 keys in flight per warp
   const PagedKv& kv = a.kv;
   const int n_kv = kv.n_kv_heads, g = blockIdx.x % n_kv, bx = blockIdx.x / n_kv, nbx = gridDim.x / n_kv;
   const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4, warp = threadIdx.x >> 5;
+  // Lane c's i-th chunk: fp16, chunk c + 4i (one load each); fp8, chunks 8h + 2c and 8h + 2c + 1
+  // in the key's 64-byte part h = i / 2 (one load for the two).
+  const auto chunk = [c](int i) { return F8 ? 8 * (i >> 1) + 2 * c + (i & 1) : c + 4 * i; };
   float qf[CH][8];
 #pragma unroll
   for (int i = 0; i < CH; ++i)
 #pragma unroll
-    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + (c + 4 * i) * 8 + e] * a.scale : 0.f;
+    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + chunk(i) * 8 + e] * a.scale : 0.f;
   uint32_t qa[CH][2][2][2];
   query_fragments<CH>(qf, qa);
   float m = -INFINITY, sum = 0.f;  // head r's statistics over this lane's keys
   float* out = a.s.scores + int64_t(g * G + r) * a.s.capacity;
   const int tiles = (n + 7) / 8, step = nbx * kWarps * U;
   for (int t0 = (bx * kWarps + warp) * U; t0 < tiles; t0 += step) {
-    uint4 k[U][CH];
+    uint4 raw[U][L];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int j = (t0 + u) * 8 + r;
+      const int64_t off = j < n ? kv_offset(kv, g, c0 + j) : 0;  // past n: no page to look up
 #pragma unroll
-      for (int i = 0; i < CH; ++i)
-        k[u][i] = j < n ? __ldg(reinterpret_cast<const uint4*>(kv.k + kv_offset(kv, g, c0 + j) + (c + 4 * i) * 8))
-                        : make_uint4(0, 0, 0, 0);
+      for (int l = 0; l < L; ++l) {
+        const void* p = F8 ? static_cast<const void*>(kv.k8 + off + 64 * l + 16 * c)
+                           : static_cast<const void*>(kv.k + off + chunk(l) * 8);
+        raw[u][l] = j < n ? __ldg(static_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
+      }
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
+      uint4 k[CH];
+#pragma unroll
+      for (int l = 0; l < L; ++l) {
+        if (F8) {
+          k[2 * l] = e4m3x8_to_half8(raw[u][l].x, raw[u][l].y);
+          k[2 * l + 1] = e4m3x8_to_half8(raw[u][l].z, raw[u][l].w);
+        } else {
+          k[l] = raw[u][l];
+        }
+      }
       float acc[4] = {0.f, 0.f, 0.f, 0.f};
-      tile_scores<CH>(acc, qa, k[u]);
+      tile_scores<CH, F8 ? 1 : 2>(acc, qa, k);
       // acc[0..1]: head r, keys 2c and 2c + 1 of the tile (rows r + 8 are padding).
       const int j = (t0 + u) * 8 + 2 * c;
       if (r < G) {
@@ -337,7 +357,10 @@ __global__ void __launch_bounds__(kThreads) step_kernel(StepArgs a) {
   const cg::grid_group grid = cg::this_grid();
   if (blockIdx.x == gridDim.x - 1)
     for (int i = threadIdx.x; i < kSelectHistBins; i += kThreads) a.s.hist[i] = 0;
-  score_phase<D, G>(a, c0, n, sm);
+  if (a.kv.k8)
+    score_phase<D, G, true>(a, c0, n, sm);
+  else
+    score_phase<D, G, false>(a, c0, n, sm);
   grid.sync();  // every block has read the fingerprint: the state may change now
   if (blockIdx.x == 0) {
     for (int i = threadIdx.x; i < a.n_heads * D; i += kThreads) a.layer.fingerprint[i] = a.q[i];
@@ -381,7 +404,10 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(StepArgs a) {
   pdl_wait();
   __shared__ StepSmem sm;
   const int T = a.layer.state->T, c0 = min(a.cfg.n_init, T), n = max(c0, T - a.cfg.n_local) - c0;
-  score_phase<D, G>(a, c0, n, sm);
+  if (a.kv.k8)
+    score_phase<D, G, true>(a, c0, n, sm);
+  else
+    score_phase<D, G, false>(a, c0, n, sm);
 }
 
 __global__ void fill_random_half_kernel(__half* x, int64_t n, uint32_t seed, float scale) {
@@ -395,6 +421,12 @@ __global__ void fill_random_half_kernel(__half* x, int64_t n, uint32_t seed, flo
     h ^= h >> 15;
     x[i] = __float2half_rn((float(h >> 8) * (1.f / 16777216.f) * 2.f - 1.f) * scale);
   }
+}
+
+__global__ void keys_to_fp8_kernel(const __half* k, uint8_t* k8, int64_t n) {
+  pdl_wait();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    k8[i] = half_to_e4m3(k[i]);
 }
 
 void check_launch(const char* what) { check(cudaGetLastError(), what); }
@@ -483,6 +515,11 @@ void launch_scores_only(const PagedKv& kv, const LayerSelectBuffers& layer, cons
     launch(scores_kernel<decltype(dc)::value, decltype(gc)::value>, unsigned(s.blocks), kThreads, 0, stream, a);
   });
   check_launch("scores_kernel");
+}
+
+void launch_keys_to_fp8(const uint16_t* k, uint8_t* k8, int64_t n, cudaStream_t stream) {
+  launch(keys_to_fp8_kernel, 1024, 256, 0, stream, reinterpret_cast<const __half*>(k), k8, n);
+  check_launch("keys_to_fp8_kernel");
 }
 
 void launch_fill_random_half(uint16_t* x, int64_t n, uint32_t seed, float scale, cudaStream_t stream) {

@@ -77,6 +77,7 @@ struct DeviceSelectConfig {
   bool cache = true;  // reuse the last selection when the fingerprint's cosine >= tau
   bool remap = true;  // RoPE positions are ranks in the attention set
   bool full = false;  // dense causal attention (the baseline)
+  bool fp8_keys = false;  // score an fp8 copy of the keys (ScoringKeys::fp8)
 };
 
 // Layer-steps of device attention since configure(): selection-cache hits and misses, steps

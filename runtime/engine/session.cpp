@@ -67,6 +67,7 @@ static DeviceSelectConfig device_config(const SelectOptions& o) {
   c.cache = o.cache;
   c.remap = o.positions == PositionMode::remap;
   c.full = o.mode == AttentionMode::full;
+  c.fp8_keys = o.scoring == ScoringKeys::fp8;
   return c;
 }
 

@@ -62,6 +62,7 @@ struct Row {
   std::string shape;
   int64_t T;
   double dense_ms, dense_gbps, miss_ms, hit_ms, score_gbps;
+  double miss8_ms, score8_gbps;  // scoring the keys' fp8 copy
   double hit_rate;
   double hit_plan_ms, hit_attend_ms;  // the hit step's two halves, timed apart
 };
@@ -83,8 +84,11 @@ Row run(const ModelShape& m, int64_t T, int reps) {
   const double layers = m.layers;
   const double kv_bytes = double(T) * m.Hkv * m.D * 2 * 2 * layers;  // K and V, fp16
   const int64_t n_cand = std::max<int64_t>(0, T - cfg.n_init - cfg.n_local);
-  const double key_bytes = double(n_cand) * m.Hkv * m.D * 2 * layers + double(n_cand) * m.H * 4 * layers;
-  Row r{m.name, T, 0, 0, 0, 0, 0, 0, 0, 0};
+  // Scoring reads each candidate's key (2 bytes a value, 1 from the fp8 copy) and writes its scores.
+  const auto key_bytes = [&](int bytes) {
+    return double(n_cand) * m.Hkv * m.D * bytes * layers + double(n_cand) * m.H * 4 * layers;
+  };
+  Row r{m.name, T, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
   auto time_step = [&](const ts::cuda::SelectConfig& c, int64_t max_keys, StepGraph::Part part) {
     att.set_config(c);
@@ -107,10 +111,11 @@ Row run(const ModelShape& m, int64_t T, int reps) {
   r.hit_plan_ms = time_step(cfg, budget, StepGraph::plan_only);
   r.hit_attend_ms = time_step(cfg, budget, StepGraph::attend_only);
   r.hit_rate = st.hits + st.misses ? double(st.hits) / double(st.hits + st.misses) : 0;
-  if (n_cand > 0) {
-    const double ms = time_step(miss, T, StepGraph::score_only);
-    r.score_gbps = key_bytes / (ms * 1e-3) / 1e9;
-  }
+  if (n_cand > 0) r.score_gbps = key_bytes(2) / (time_step(miss, T, StepGraph::score_only) * 1e-3) / 1e9;
+  ts::cuda::SelectConfig miss8 = miss;
+  miss8.fp8_keys = 1;
+  r.miss8_ms = time_step(miss8, budget, StepGraph::whole);
+  if (n_cand > 0) r.score8_gbps = key_bytes(1) / (time_step(miss8, T, StepGraph::score_only) * 1e-3) / 1e9;
   for (int l = 0; l < m.layers; ++l) {
     cudaFree(q[size_t(l)]);
     cudaFree(out[size_t(l)]);
@@ -167,6 +172,11 @@ int main(int argc, char** argv) {
     fmt::print("| {} | {} | {:.3f} | {:.0f} ({:.0f}%) | {:.3f} | {:.1f} | {:.3f} | {:.1f} | {:.2f} | {:.0f} ({:.0f}%) |\n", r.shape, r.T,
                r.dense_ms, r.dense_gbps, 100 * r.dense_gbps / copy, r.miss_ms, r.dense_ms / r.miss_ms, r.hit_ms,
                r.dense_ms / r.hit_ms, r.hit_rate, r.score_gbps, 100 * r.score_gbps / copy);
+  fmt::print("\nScoring the keys' fp8 copy (--scoring-keys fp8), selection cache off:\n\n");
+  fmt::print("| shape | context | TS miss ms, fp8 keys | x dense | scoring GB/s (% copy) |\n|---|---:|---:|---:|---:|\n");
+  for (const Row& r : rows)
+    fmt::print("| {} | {} | {:.3f} | {:.1f} | {:.0f} ({:.0f}%) |\n", r.shape, r.T, r.miss8_ms, r.dense_ms / r.miss8_ms,
+               r.score8_gbps, 100 * r.score8_gbps / copy);
   fmt::print("\nTS hit step in two halves, timed apart (ms per step, all layers): plan and selection launch (returning after the plan) | attention\n");
   for (const Row& r : rows) fmt::print("  {} {}: {:.3f} | {:.3f}\n", r.shape, r.T, r.hit_plan_ms, r.hit_attend_ms);
   return 0;

@@ -401,6 +401,7 @@ class Errors(unittest.TestCase):
             self.assertEqual(s.select, ts.SelectSettings())
             self.assertEqual(s.update_select(k=300, n_local=200, select_cache=False).k, 300)
             self.assertEqual((s.select.n_local, s.select.select_cache), (200, False))
+            self.assertEqual(s.update_select(scoring_keys=ts.ScoringKeys.FP8).scoring_keys, ts.ScoringKeys.FP8)
             for field, value, named in (("n_local", 0, "n_local"), ("k", 0, "k"), ("n_init", -1, "n_init"),
                                         ("cache_threshold", 1.5, "threshold")):
                 with self.subTest(field=field):

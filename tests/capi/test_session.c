@@ -556,6 +556,8 @@ static void test_select_settings(void) {
   a.k = 100;
   a.select_cache = 0;
   a.cache_threshold = 0.5f;
+  CHECK(a.scoring_keys == TS_SCORING_KEYS_CACHED);
+  a.scoring_keys = TS_SCORING_KEYS_FP8; /* kept; the CPU session scores its cached keys */
   CHECK_OK(ts_session_set_select(s, &a));
   ts_select_settings_init(&b);
   CHECK_OK(ts_session_get_select(s, &b));
@@ -579,6 +581,7 @@ static void test_select_settings(void) {
   CHECK_BAD_SELECT(cache_threshold, (float)NAN, "threshold|tau");
   CHECK_BAD_SELECT(attention, 5, "attention");
   CHECK_BAD_SELECT(positions, 5, "positions");
+  CHECK_BAD_SELECT(scoring_keys, 2, "scoring_keys");
   CHECK_BAD_SELECT(struct_size, 0, "struct_size|settings");
 #undef CHECK_BAD_SELECT
 
@@ -591,6 +594,16 @@ static void test_select_settings(void) {
   ts_select_settings_init(&b);
   CHECK_OK(ts_session_get_select(s, &b));
   CHECK(b.attention == TS_ATTENTION_FULL && b.n_init == 128 && b.n_local == 512 && b.k == 2048 && b.select_cache == 1);
+
+  /* A 0.3 caller: no scoring_keys (its bytes are garbage here); the cached keys are scored. */
+  memset(&bad, 0x7F, sizeof bad);
+  ts_select_settings_init(&bad);
+  bad.struct_size = (uint32_t)offsetof(ts_select_settings, scoring_keys);
+  bad.scoring_keys = 0x7F7F7F7F;
+  CHECK_OK(ts_session_set_select(s, &bad));
+  ts_select_settings_init(&b);
+  CHECK_OK(ts_session_get_select(s, &b));
+  CHECK(b.scoring_keys == TS_SCORING_KEYS_CACHED && b.k == 2048);
 
   /* Newer caller: the tail is ignored on set and untouched on get. */
   ts_select_settings_init(&big.sel);

@@ -1,7 +1,9 @@
 // The CUDA decode-step attention against the CPU backend and the CPU TokenSelect policy (the
 // reference, DESIGN.md): dense attention, TokenSelect's selected sets (equal up to near-ties
 // of the vote) and outputs, RoPE in both pairings and position modes, a shuffled page table,
-// the selection cache, ties, a large candidate set, and CUDA graph replay. Skips without a GPU.
+// the selection cache, ties, a large candidate set, CUDA graph replay, and scoring on the keys'
+// fp8 copy. Skips without a GPU.
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -15,10 +17,12 @@
 
 #include "backend/backend.hpp"
 #include "backend/cuda/cuda_decode_attention.hpp"
+#include "cuda/elementwise_kernels.hpp"
 #include "cuda_test_support.hpp"
 #include "cpu/quant.hpp"
 #include "cpu/vec_ops.hpp"
 #include "select/token_select.hpp"
+#include "util/fp16.hpp"
 
 namespace ts {
 namespace {
@@ -306,6 +310,97 @@ TEST(CudaDecodeAttention, SelectionCacheAndGraphReplayMatchCpu) {
   EXPECT_GE(cpu.policy.stats().cache_misses, 2);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
+}
+
+// fp16 bits -> e4m3 -> fp16 bits, by the CUDA headers' host conversion (the kernels use the
+// device instruction).
+uint16_t round_to_e4m3(uint16_t h) {
+  __half_raw r;
+  r.x = h;
+  const __nv_fp8_storage_t f = __nv_cvt_halfraw_to_fp8(r, __NV_SATFINITE, __NV_E4M3);
+  return __nv_cvt_fp8_to_halfraw(f, __NV_E4M3).x;
+}
+
+// Scoring on the keys' fp8 copy selects what the CPU selects from keys rounded to e4m3 (and
+// the query to fp16, as the fp8 path multiplies it), up to near-ties of the vote.
+TEST(CudaDecodeAttention, Fp8ScoringSelectsAsTheCpuOnRoundedKeys) {
+  TS_SKIP_WITHOUT_GPU();
+  for (const Shape& s : {kSmol, kLlama8B, kQwenLike})
+    for (int64_t T : {5000, 40000}) {
+      HostKv kv(s, T, uint32_t(T) + 3, 1.5f);
+      HostKv rounded = kv;
+      for (uint16_t& k : rounded.k) k = round_to_e4m3(k);
+      std::vector<float> q = random_q(s, uint32_t(T) + 4, 1.5f);
+      for (float& x : q) x = fp16_to_fp32(fp32_to_fp16(x));
+      SelectOptions o;
+      o.n_init = 16;
+      o.n_local = 64;
+      o.k = 256;
+      o.cache = false;
+      Cpu cpu(s, o);
+      cpu.attend(rounded, q, T);
+      cuda::SelectConfig cfg{16, 64, 256, 0.9f, 0, 1, 0};
+      cfg.fp8_keys = 1;
+      Gpu gpu(kv, cfg, T);
+      gpu.start(T, 16 + 256 + 64);
+      const std::vector<float> out = gpu.attend(q);
+      for (float x : out) ASSERT_TRUE(std::isfinite(x));
+      SCOPED_TRACE("H " + std::to_string(s.H) + " D " + std::to_string(s.D) + " T " + std::to_string(T));
+      expect_same_selection_up_to_ties(cpu.policy.last_selection()[0], gpu.att.selection(0), 3e-3);
+    }
+}
+
+// Host offset of token t, KV head g, in a one-layer paged pool with page order `order`.
+size_t pool_offset(const std::vector<int32_t>& order, const Shape& s, int g, int64_t t) {
+  const int64_t row = ((int64_t(order[size_t(t >> 6)]) * s.Hkv + g) << 6) + (t & 63);
+  return size_t(row * s.D);
+}
+
+// Every writer of keys keeps the fp8 copy: the upload (converted after), a prefill chunk's
+// store and a decode step's append, each byte the e4m3 rounding of the stored fp16 key.
+TEST(CudaDecodeAttention, Fp8CopyFollowsEveryKeyWriter) {
+  TS_SKIP_WITHOUT_GPU();
+  const Shape s = kLlama8B;
+  const int64_t T0 = 1000, m = 70, cap = 1280;
+  HostKv kv(s, cap, 21, 3.f);
+  cuda::SelectConfig cfg{16, 64, 256, 0.9f, 1, 1, 0};
+  cfg.fp8_keys = 1;
+  Gpu gpu(kv, cfg, cap);  // the upload fills the whole capacity; the writers below overwrite
+  const size_t row = size_t(s.Hkv * s.D);
+  std::vector<float> k(size_t(m + 1) * row), v(k.size());
+  std::mt19937 rng(22);
+  std::normal_distribution<float> nd(0.f, 4.f);
+  for (float& x : k) x = nd(rng);
+  for (float& x : v) x = nd(rng);
+  DeviceBuffer<float> dk = test::upload(k), dv = test::upload(v);
+  cuda::launch_kv_store(gpu.att.kv(0), T0, m, dk.get(), dv.get(), gpu.att.stream());
+  gpu.start(T0 + m + 1, T0 + m + 1);
+  cuda::check(cudaMemsetAsync(gpu.q, 0, size_t(s.H * s.D) * 4, gpu.att.stream()), "cudaMemsetAsync");
+  gpu.att.attend(0, gpu.q, gpu.out, dk.get() + m * row, dv.get() + m * row);  // the step's own K/V at T0 + m
+
+  const size_t n = size_t((cap + 63) / 64 * 64) * row;
+  std::vector<uint16_t> k16(n);
+  std::vector<uint8_t> k8(n);
+  cuda::check(cudaStreamSynchronize(gpu.att.stream()), "cudaStreamSynchronize");
+  cuda::check(cudaMemcpy(k16.data(), gpu.att.kv(0).k, n * 2, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  cuda::check(cudaMemcpy(k8.data(), gpu.att.kv(0).k8, n, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  std::vector<int32_t> order(size_t(cap / 64));
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937(7));  // as Gpu's
+  int64_t checked = 0;
+  for (int64_t t : {int64_t(0), T0 - 1, T0, T0 + m - 1, T0 + m, cap - 1})
+    for (int g = 0; g < s.Hkv; ++g)
+      for (int i = 0; i < s.D; ++i) {
+        const size_t off = pool_offset(order, s, g, t) + size_t(i);
+        if (t >= T0 && t <= T0 + m) {  // written from the floats
+          ASSERT_EQ(k16[off], fp32_to_fp16(k[size_t(t - T0) * row + size_t(g * s.D + i)])) << "t " << t;
+        }
+        __half_raw r;
+        r.x = k16[off];
+        ASSERT_EQ(k8[off], __nv_cvt_halfraw_to_fp8(r, __NV_SATFINITE, __NV_E4M3)) << "t " << t << " g " << g << " i " << i;
+        ++checked;
+      }
+  EXPECT_EQ(checked, 6 * s.Hkv * s.D);
 }
 
 TEST(CudaDecodeAttention, RejectsUnsupportedShapes) {

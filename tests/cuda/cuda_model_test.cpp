@@ -153,20 +153,26 @@ TEST_F(CudaModel, DecodeStepsMatchCpu) {
   EXPECT_GE(double(c.clear_same), 0.99 * double(c.clear));
 }
 
+// What TokenSelect on the GPU must reach against the CPU (which scores the cached fp16 keys).
+struct TokenSelectBounds {
+  double top1, clear, overlap;
+};
+
 // TokenSelect with n_init 16, k 128, n_local 64 on the 2,181-token golden prompt: chunks of 64
 // select by their mean query on the device; then 16 decode steps with the selection cache.
-TEST_F(CudaModel, TokenSelectMatchesCpu) {
-  const int32_t nv = model_->hparams().n_vocab;
-  const std::vector<int32_t> tokens = long_genesis();
+void tokenselect_against_cpu(const std::shared_ptr<const Model>& model, const std::vector<int32_t>& tokens,
+                             SessionOptions cpu_opts, SessionOptions gpu_opts, const char* what,
+                             const TokenSelectBounds& want) {
+  const int32_t nv = model->hparams().n_vocab;
   ASSERT_GT(tokens.size(), 2000u);
-  Session cpu(model_, small_budget(Device::cpu, 128)), gpu(model_, small_budget(Device::cuda, 128));
+  Session cpu(model, cpu_opts), gpu(model, gpu_opts);
   Compare c;
   compare_rows(cpu.eval_all(tokens), gpu.eval_all(tokens), nv, c);
   const double agree = double(c.same_top1) / double(c.positions);
-  std::printf("TokenSelect prefill, CUDA vs CPU: top-1 %.2f%% of %lld positions (clear decisions %.2f%%)\n",
-              100 * agree, (long long)c.positions, 100.0 * double(c.clear_same) / double(c.clear));
-  EXPECT_GE(agree, 0.92);  // measured 93.9%: selection multiplies the near-ties (98.9-99.2% clear)
-  EXPECT_GE(double(c.clear_same), 0.98 * double(c.clear));
+  std::printf("%s prefill, CUDA vs CPU: top-1 %.2f%% of %lld positions (clear decisions %.2f%%)\n", what, 100 * agree,
+              (long long)c.positions, 100.0 * double(c.clear_same) / double(c.clear));
+  EXPECT_GE(agree, want.top1);
+  EXPECT_GE(double(c.clear_same), want.clear * double(c.clear));
 
   // The last chunk's selections, layer by layer: overlap of the selected sets.
   cpu.policy().set_recording(true);
@@ -177,23 +183,43 @@ TEST_F(CudaModel, TokenSelectMatchesCpu) {
   const auto& a = cpu.policy().last_selection();
   const auto& b = gpu.policy().last_selection();
   ASSERT_EQ(a.size(), b.size());
-  double min_overlap = 1;
+  double min_overlap = 1, sum_overlap = 0;
   for (size_t l = 0; l < a.size(); ++l) {
     ASSERT_EQ(a[l].positions.size(), b[l].positions.size()) << "layer " << l;
     const std::set<int32_t> sa(a[l].positions.begin(), a[l].positions.end());
     size_t common = 0;
     for (int32_t p : b[l].positions) common += sa.count(p);
-    min_overlap = std::min(min_overlap, double(common) / double(std::max<size_t>(1, sa.size())));
+    const double o = double(common) / double(std::max<size_t>(1, sa.size()));
+    min_overlap = std::min(min_overlap, o);
+    sum_overlap += o;
   }
-  std::printf("selected sets after one decode step: smallest per-layer overlap %.1f%% of %zu tokens\n",
-              100 * min_overlap, a.empty() ? size_t(0) : a[0].positions.size());
-  EXPECT_GE(min_overlap, 0.85);  // measured 93%
+  std::printf("%s selected sets after one decode step: per-layer overlap smallest %.1f%%, mean %.1f%% of %zu tokens\n",
+              what, 100 * min_overlap, 100 * sum_overlap / double(std::max<size_t>(1, a.size())),
+              a.empty() ? size_t(0) : a[0].positions.size());
+  EXPECT_GE(min_overlap, want.overlap);
 
   const std::vector<int32_t> ga = greedy(cpu, tail, 16), gb = greedy(gpu, tail, 16);
   const size_t same = size_t(std::mismatch(ga.begin(), ga.end(), gb.begin()).first - ga.begin());
-  std::printf("TokenSelect greedy decode: identical for %zu of 16 tokens; GPU cache hits %lld misses %lld\n", same,
+  std::printf("%s greedy decode: identical for %zu of 16 tokens; GPU cache hits %lld misses %lld\n", what, same,
               (long long)gpu.select_stats().cache_hits, (long long)gpu.select_stats().cache_misses);
   EXPECT_GT(gpu.select_stats().cache_misses, 0);
+}
+
+TEST_F(CudaModel, TokenSelectMatchesCpu) {
+  // Measured 93.9% top-1 (selection multiplies the near-ties; 98.9-99.2% of clear decisions),
+  // overlap 93%.
+  tokenselect_against_cpu(model_, long_genesis(), small_budget(Device::cpu, 128), small_budget(Device::cuda, 128),
+                          "TokenSelect", {0.92, 0.98, 0.85});
+}
+
+// The GPU scoring the keys' fp8 copy against the CPU scoring fp16 keys: the accuracy cost of
+// the copy. Measured on an H200: top-1 90.2%, clear decisions 97.2%, smallest overlap 84.4%
+// (mean 90.8%) — near-ties of the vote change sides.
+TEST_F(CudaModel, Fp8ScoringKeysAgainstCpu) {
+  SessionOptions gpu = small_budget(Device::cuda, 128);
+  gpu.select.scoring = ScoringKeys::fp8;
+  tokenselect_against_cpu(model_, long_genesis(), small_budget(Device::cpu, 128), gpu, "TokenSelect fp8 scoring",
+                          {0.87, 0.95, 0.75});
 }
 
 // A session made for k > 2048 (the kernels' default) sizes its selection buffers for that k:

@@ -71,6 +71,7 @@ cuda::SelectConfig to_kernels(const DeviceSelectConfig& c) {
   k.cache = c.cache ? 1 : 0;
   k.remap = c.remap ? 1 : 0;
   k.full = c.full ? 1 : 0;
+  k.fp8_keys = c.fp8_keys ? 1 : 0;
   return k;
 }
 
@@ -275,9 +276,14 @@ class CudaBackend final : public Backend, public DeviceAttention {
                                             "(its selection buffers); create the session with the larger k",
                                             c.k, k_max_));
     cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    try {
+      attn_.set_config(to_kernels(c));
+    } catch (const std::runtime_error& e) {  // the old settings stay
+      if (!c.fp8_keys) throw;
+      fail(Status::out_of_memory, std::string("CUDA backend: no room for the keys' fp8 copy: ") + e.what());
+    }
     cfg_ = c;
     steps_ = {};
-    attn_.set_config(to_kernels(c));
     attn_.plan_splits(c.full ? shape_.capacity : std::min<int64_t>(shape_.capacity, budget() + c.n_local));
     drop_graphs();
   }
@@ -464,8 +470,10 @@ std::string cuda_backend_unavailable(const CudaBackendShape& s) {
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendShape& s, const DeviceSelectConfig& cfg) {
   const std::string why = cuda_backend_unavailable(s);
   if (!why.empty()) fail(Status::unsupported, "CUDA backend: " + why);
-  // The KV cache is allocated whole on the device: say so before cudaMalloc fails.
-  const double kv = double(s.capacity) * s.n_layers * s.n_kv_heads * s.head_dim * 4.0;
+  // The KV cache is allocated whole on the device: say so before cudaMalloc fails. Bytes per
+  // value: fp16 K and V, and the keys' fp8 copy when the selection scores on it.
+  const double per_value = cfg.fp8_keys && !cfg.full ? 5.0 : 4.0;
+  const double kv = double(s.capacity) * s.n_layers * s.n_kv_heads * s.head_dim * per_value;
   size_t free_b = 0, total_b = 0;
   cuda::check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
   if (kv > 0.9 * double(free_b))

@@ -97,6 +97,16 @@ CudaDecodeAttention::~CudaDecodeAttention() {
 void CudaDecodeAttention::set_config(const cuda::SelectConfig& cfg) {
   if (int64_t(cfg.k) > int64_t(selected_.size() / size_t(shape_.n_layers)) && cfg.k < shape_.capacity)
     throw std::runtime_error("CUDA attention: k grew past the buffers made for it");
+  // The keys' fp8 copy exists while a selecting configuration scores on it; made from the
+  // cached keys when it starts.
+  if (cfg.fp8_keys && !cfg.full) {
+    if (!k8_.get()) {
+      k8_ = DeviceBuffer<uint8_t>(k_.size());
+      cuda::launch_keys_to_fp8(k_.get(), k8_.get(), int64_t(k_.size()), stream_);
+    }
+  } else {
+    k8_ = {};
+  }
   cfg_ = cfg;
   std::vector<cuda::StepState> fresh(size_t(shape_.n_layers));
   cuda::check(cudaMemcpyAsync(states_.get(), fresh.data(), fresh.size() * sizeof(cuda::StepState),
@@ -122,6 +132,7 @@ cuda::PagedKv CudaDecodeAttention::kv(int layer) const {
   cuda::PagedKv kv;
   kv.k = k_.get() + layer_elems * size_t(layer);
   kv.v = v_.get() + layer_elems * size_t(layer);
+  kv.k8 = k8_.get() ? k8_.get() + layer_elems * size_t(layer) : nullptr;
   kv.page_table = page_table_.get();
   kv.n_kv_heads = shape_.n_kv_heads;
   kv.head_dim = shape_.head_dim;
@@ -153,13 +164,19 @@ void CudaDecodeAttention::upload_kv(int layer, const uint16_t* k, const uint16_t
       cuda::check(cudaMemcpyAsync(d.k + dst, k + src, size_t(n * D) * 2, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
       cuda::check(cudaMemcpyAsync(d.v + dst, v + src, size_t(n * D) * 2, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
     }
+  refresh_fp8_keys();
   cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
 }
 
 void CudaDecodeAttention::fill_random_kv(uint32_t seed, float scale) {
   cuda::launch_fill_random_half(k_.get(), int64_t(k_.size()), seed, scale, stream_);
   cuda::launch_fill_random_half(v_.get(), int64_t(v_.size()), seed + 1, scale, stream_);
+  refresh_fp8_keys();
   cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
+
+void CudaDecodeAttention::refresh_fp8_keys() {
+  if (k8_.get()) cuda::launch_keys_to_fp8(k_.get(), k8_.get(), int64_t(k_.size()), stream_);
 }
 
 void CudaDecodeAttention::set_tokens(int32_t T) {

@@ -1,7 +1,8 @@
 // The decode-step attention of every layer on the GPU: a paged fp16 KV cache in device memory
-// (keys before RoPE) and, per layer and step, TokenSelect's plan, selection and sparse attention
-// — or dense attention for the `full` baseline — with no host round trip, so a step can be
-// captured in a CUDA graph and replayed. The CPU backend is its reference (tests/cuda/).
+// (keys before RoPE; optionally an fp8 copy of the keys that the selection scores on) and, per
+// layer and step, TokenSelect's plan, selection and sparse attention — or dense attention for
+// the `full` baseline — with no host round trip, so a step can be captured in a CUDA graph and
+// replayed. The CPU backend is its reference (tests/cuda/).
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -35,7 +36,7 @@ class CudaDecodeAttention {
 
   const CudaDecodeShape& shape() const { return shape_; }
   cudaStream_t stream() const { return stream_; }
-  // Clears the selection caches and counters.
+  // Clears the selection caches and counters; makes or drops the keys' fp8 copy (cfg.fp8_keys).
   void set_config(const cuda::SelectConfig& cfg);
 
   // Maps logical page p of every layer to physical page order[p] (a permutation).
@@ -89,6 +90,7 @@ class CudaDecodeAttention {
 
  private:
   cuda::LayerSelectBuffers layer_buffers(int layer) const;
+  void refresh_fp8_keys();  // the fp8 copy of every key, after keys were written from outside
 
   CudaDecodeShape shape_;
   cuda::SelectConfig cfg_;
@@ -98,6 +100,7 @@ class CudaDecodeAttention {
   std::vector<int32_t> host_pages_;  // physical page of each logical page
   int splits_ = 1, max_splits_ = 1;
   DeviceBuffer<uint16_t> k_, v_;  // n_layers x pages x n_kv_heads x page x head_dim
+  DeviceBuffer<uint8_t> k8_;      // the keys as fp8 (cfg.fp8_keys), same layout; else empty
   DeviceBuffer<int32_t> page_table_;
   DeviceBuffer<float> rope_cs_;  // (capacity + 1) x head_dim / 2 x (cos, sin)
   DeviceBuffer<cuda::StepState> states_;
