@@ -56,10 +56,11 @@ struct StepKv {
 // A decode step's plan (dense / reuse / select) from T and, with the cache on, the cosine
 // between the query (the fingerprint of a one-query step) and the cached fingerprint; when the
 // plan is `select`, the selection: scores (of kv.k8, the keys' fp8 copy, when kv has one),
-// per-head softmax statistics, soft vote and top-k of the candidates, written into the layer's selection (positions ascending) and state. One
-// cooperative launch of scratch.blocks (a step that reuses its selection costs that launch
-// only); with cfg.full, n_kv_heads plain blocks. With `append`, the launch also stores the
-// step's K/V. q (and every device array here) must be 16-byte aligned, as cudaMalloc gives.
+// per-head softmax statistics, soft vote and top-k of the candidates, written into the layer's
+// selection (positions ascending) and state. One cooperative launch of scratch.blocks (a step
+// that reuses its selection costs that launch only); with cfg.full, n_kv_heads plain blocks.
+// With `append`, the launch also stores the step's K/V. q (and every device array here) must
+// be 16-byte aligned, as cudaMalloc gives.
 void launch_step(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads, float scale,
                  const SelectConfig& cfg, const SelectScratch& scratch, const StepKv* append, cudaStream_t stream);
 // The selection's grid on this device: every block resident, a multiple of n_kv_heads.
