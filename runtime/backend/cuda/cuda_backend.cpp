@@ -280,6 +280,7 @@ class CudaBackend final : public Backend, public DeviceAttention {
       attn_.set_config(to_kernels(c));
     } catch (const std::runtime_error& e) {  // the old settings stay
       if (!c.fp8_keys) throw;
+      cudaGetLastError();  // a failed cudaMalloc must not surface as a later launch's error
       fail(Status::out_of_memory, std::string("CUDA backend: no room for the keys' fp8 copy: ") + e.what());
     }
     cfg_ = c;
