@@ -57,11 +57,13 @@ struct Tile {
 
 // A tile's K and V on their way into registers: shared memory in lane-major slots. Each lane
 // reads back only what it copied itself, so the asynchronous copies need no barrier, only the
-// lane's own wait; the next tile streams in while this one is computed.
+// lane's own wait (the RoPE row, shared by the warp, adds a warp barrier); the next tile
+// streams in while this one is computed.
 template <int D>
 struct Stage {
   uint4 k[D / 32][32];
   uint4 v[2][D / 64][32];
+  float4 cs[D / 4];  // relative rotation: the tile start's RoPE row, copied by lanes < D / 4
 };
 
 // 16 bytes from global to shared memory, asynchronously, through L1 (a lane's V piece is half a
@@ -153,14 +155,30 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
                                             float (&o)[D / 16][4]) {
   constexpr int CH = D / 32, NW = kAttendThreads / 32, VW = D / 16;
   const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4, warp = threadIdx.x >> 5;
+  // The query's turn back by the tile start reads that position's RoPE row: staged with the
+  // tile, so that its latency (an L2 read: every tile starts at a new position) is hidden too.
+  const auto stage_row = [&](int tile_base, Stage<D>& st) {
+    if (Relative && lane < D / 4)
+      cp_async16(reinterpret_cast<uint4*>(&st.cs[lane]), a.rope.cs + int64_t(tile_base) * D + 4 * lane, true);
+  };
   int base = j0 + warp * 8;
-  int pos = base < j1 ? stage_tile<D, Contiguous>(a, set, base, j1, g, stage[0]) : 0;
+  int pos = 0;
+  if (base < j1) {
+    pos = stage_tile<D, Contiguous>(a, set, base, j1, g, stage[0]);
+    stage_row(base, stage[0]);
+  }
   cp_async_commit();
   for (int it = 0; base < j1; base += NW * 8, ++it) {
     const int next = base + NW * 8;
-    const int pos_next = next < j1 ? stage_tile<D, Contiguous>(a, set, next, j1, g, stage[(it + 1) & 1]) : 0;
+    if (Relative) __syncwarp();  // every lane has read the row that the next tile's overwrites
+    int pos_next = 0;
+    if (next < j1) {
+      pos_next = stage_tile<D, Contiguous>(a, set, next, j1, g, stage[(it + 1) & 1]);
+      stage_row(next, stage[(it + 1) & 1]);
+    }
     cp_async_commit();
     cp_async_wait<1>();  // this tile's copies (the lane's own) have landed
+    if (Relative) __syncwarp();  // and the RoPE row, copied by other lanes
     Tile<D> cur;
     read_tile<D>(stage[it & 1], pos, cur);
     pos = pos_next;
@@ -174,7 +192,7 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
         qf[k / 2][(k % 2) * 4 + 2] = v.z;
         qf[k / 2][(k % 2) * 4 + 3] = v.w;
       }
-      rope_chunks<D, true>(qf, a.rope, base, c);
+      rope_chunks_row<D, true, true>(qf, reinterpret_cast<const float*>(stage[it & 1].cs), a.rope.neox, c);
       pack_query<D>(qf, qa);
     }
     // Key r, rotated and rounded to fp16 (as the CPU's attention does), then S.

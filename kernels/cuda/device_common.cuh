@@ -61,20 +61,28 @@ __device__ __forceinline__ void rotate_pair(float& a, float& b, float2 cs) {
 }
 
 // Rotates the chunks c + 4i (i < CH = D/32, 8 elements each) of one head vector that a lane
-// holds (the query_fragments order) at position pos, or back by pos (Inverse). Adjacent pairs
-// lie inside a chunk; the NEOX partner of chunk c + 4i is chunk c + 4(i + CH/2), held by the
-// same lane.
-template <int D, bool Inverse = false>
-__device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTables& r, int pos, int c) {
-  constexpr int CH = D / 32, half = D / 2;
+// holds (the query_fragments order) by one position's (cos, sin) row (half = D/2 pairs, as in
+// RopeTables; in global memory, or in shared memory with Shared), or back by it (Inverse).
+// Adjacent pairs lie inside a chunk; the NEOX partner of chunk c + 4i is chunk c + 4(i + CH/2),
+// held by the same lane.
+template <int D, bool Inverse = false, bool Shared = false>
+__device__ __forceinline__ void rope_chunks_row(float (&x)[D / 32][8], const float* row, int neox, int c) {
+  constexpr int CH = D / 32;
   const auto dir = [](float2 cs) { return Inverse ? make_float2(cs.x, -cs.y) : cs; };
-  if (!r.neox) {
+  // (cos, sin) of pairs i and i + 1 (i even): one 16-byte load.
+  const auto cs2 = [row](int i, float2 (&cs)[2]) {
+    const float4* p = reinterpret_cast<const float4*>(row + 2 * i);
+    const float4 v = Shared ? *p : __ldg(p);
+    cs[0] = make_float2(v.x, v.y);
+    cs[1] = make_float2(v.z, v.w);
+  };
+  if (!neox) {
 #pragma unroll
     for (int i = 0; i < CH; ++i)
 #pragma unroll
       for (int p = 0; p < 4; p += 2) {
         float2 cs[2];
-        rope_cs2(r, half, pos, (c + 4 * i) * 4 + p, cs[0], cs[1]);
+        cs2((c + 4 * i) * 4 + p, cs);
 #pragma unroll
         for (int u = 0; u < 2; ++u) rotate_pair(x[i][2 * (p + u)], x[i][2 * (p + u) + 1], dir(cs[u]));
       }
@@ -84,11 +92,17 @@ __device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTab
 #pragma unroll
       for (int e = 0; e < 8; e += 2) {
         float2 cs[2];
-        rope_cs2(r, half, pos, (c + 4 * i) * 8 + e, cs[0], cs[1]);
+        cs2((c + 4 * i) * 8 + e, cs);
 #pragma unroll
         for (int u = 0; u < 2; ++u) rotate_pair(x[i][e + u], x[i + CH / 2][e + u], dir(cs[u]));
       }
   }
+}
+
+// rope_chunks_row with the table's row of position pos.
+template <int D, bool Inverse = false>
+__device__ __forceinline__ void rope_chunks(float (&x)[D / 32][8], const RopeTables& r, int pos, int c) {
+  rope_chunks_row<D, Inverse>(x, r.cs + int64_t(pos) * D, r.neox, c);
 }
 
 // Softmax statistics (max m, sum s of exp(x - m)); merging is associative.
