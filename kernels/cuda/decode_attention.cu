@@ -138,16 +138,17 @@ __device__ __forceinline__ void pack_query(const float (&qf)[D / 32][8], uint32_
       for (int p = 0; p < 2; ++p) qa[i][u][p] = pack_half2(qf[i][4 * u + 2 * p], qf[i][4 * u + 2 * p + 1]);
 }
 
-// The split's keys [j0, j1), taken by the block's warps in turns of 8: S, the online softmax
-// and O^T (see attend_split_kernel), accumulated into m, l and o.
+// The split's keys [j0, j1), taken by the block's warps in tiles of 8, a warp's tiles in
+// adjacent pairs (warp w: tiles 2w, 2w + 1, then 2w + 2 NW, ...): S, the online softmax and O^T
+// (see attend_split_kernel), accumulated into m, l and o.
 //
-// Relative (the keys' positions are their indices j: dense, or remapped ranks): a tile's keys sit
-// at base + r, and S = (R(base)^T q) . (R(r) k). So each key turns by r (RoPE table rows 0..7,
-// which stay in L1) and the query (rotated at its position, in sq) turns back by base once per
-// tile. Rotating every key at its own position read a 512-byte table row per key at d 128, as
-// many bytes as the key and its value: that held dense decode at 63% of copy (measured: 82%
-// with the table reads out of the way). Otherwise qa is the query and keys turn at their
-// positions.
+// Relative (the keys' positions are their indices j: dense, or remapped ranks): a pair's keys
+// sit at base + 8t + r, and S = (R(base)^T q) . (R(8t + r) k). So each key turns by its offset
+// in the pair (RoPE table rows 0..15, which stay in L1) and the query (rotated at its position,
+// in sq) turns back by base once per pair, by the base's row staged with the pair's first tile.
+// Rotating every key at its own position read a 512-byte table row per key at d 128, as many
+// bytes as the key and its value: that held dense decode at 63% of copy (measured: 82% with the
+// table reads out of the way). Otherwise qa is the query and keys turn at their positions.
 template <int D, int G, bool Contiguous, bool Relative>
 __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& set, int j0, int j1, int g,
                                             const float4 (*sq)[32], Stage<D> (&stage)[2],
@@ -161,20 +162,21 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
     if (Relative && lane < D / 4)
       cp_async16(reinterpret_cast<uint4*>(&st.cs[lane]), a.rope.cs + int64_t(tile_base) * D + 4 * lane, true);
   };
-  int base = j0 + warp * 8;
+  const auto tile_at = [&](int it) { return j0 + 8 * (2 * warp + (it & 1)) + 16 * NW * (it >> 1); };
+  int base = tile_at(0);
   int pos = 0;
   if (base < j1) {
     pos = stage_tile<D, Contiguous>(a, set, base, j1, g, stage[0]);
     stage_row(base, stage[0]);
   }
   cp_async_commit();
-  for (int it = 0; base < j1; base += NW * 8, ++it) {
-    const int next = base + NW * 8;
-    if (Relative) __syncwarp();  // every lane has read the row that the next tile's overwrites
+  for (int it = 0; base < j1; ++it) {
+    const int next = tile_at(it + 1);
+    if (Relative) __syncwarp();  // every lane has read the row that the next pair's overwrites
     int pos_next = 0;
     if (next < j1) {
       pos_next = stage_tile<D, Contiguous>(a, set, next, j1, g, stage[(it + 1) & 1]);
-      stage_row(next, stage[(it + 1) & 1]);
+      if ((it & 1) == 1) stage_row(next, stage[(it + 1) & 1]);  // a pair's first tile
     }
     cp_async_commit();
     cp_async_wait<1>();  // this tile's copies (the lane's own) have landed
@@ -182,7 +184,7 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
     Tile<D> cur;
     read_tile<D>(stage[it & 1], pos, cur);
     pos = pos_next;
-    if (Relative) {
+    if (Relative && (it & 1) == 0) {
       float qf[CH][8];
 #pragma unroll
       for (int k = 0; k < 2 * CH; ++k) {
@@ -199,7 +201,7 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
     float kf[CH][8];
 #pragma unroll
     for (int i = 0; i < CH; ++i) unpack8(cur.k[i], kf[i]);
-    rope_chunks<D>(kf, a.rope, Relative ? r : cur.pos, c);
+    rope_chunks<D>(kf, a.rope, Relative ? 8 * (it & 1) + r : cur.pos, c);
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
     for (int i = 0; i < CH; ++i) {
@@ -229,6 +231,7 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
       o[s][3] *= corr1;
       mma1688(o[s], __byte_perm(w0, w1, 0x5410), __byte_perm(w0, w1, 0x7632), pb);
     }
+    base = next;
   }
   cp_async_wait<0>();  // the stages may be reused
 }

@@ -48,8 +48,8 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   set_page_order(identity);
 
   // Every position a key or query can take (remapped ranks stay below the capacity), and at
-  // least the 8 offsets inside a tile that the attention turns keys by.
-  const int64_t positions = std::max<int64_t>(s.capacity + 1, 8);
+  // least the 16 offsets inside a pair of tiles that the attention turns keys by.
+  const int64_t positions = std::max<int64_t>(s.capacity + 1, 16);
   std::vector<float> cs(size_t(positions) * size_t(s.head_dim));
   cpu::rope_angles(s.rope, 0, positions, cs.data());
   rope_cs_ = DeviceBuffer<float>(cs.size());
