@@ -399,13 +399,7 @@ TS_API ts_status ts_session_get_stats(const ts_session* session, ts_session_stat
     full.struct_size = sizeof full;
     full.n_tokens = int64_t(s.tokens().size()), full.n_ctx = s.n_ctx();
     full.device = s.backend_name() == "cuda" ? TS_DEVICE_CUDA : TS_DEVICE_CPU;
-    full.kv_bytes_per_token = s.kv().bytes_per_token(), full.kv_bytes_used = s.kv().bytes_used();
-    const ts::SelectOptions& so = s.options().select;
-    if (full.device == TS_DEVICE_CUDA && so.scoring == ts::ScoringKeys::fp8 && so.mode == ts::AttentionMode::tokenselect) {
-      const ts::HParams& hp = s.model().hparams();  // the keys' fp8 copy: a byte per key value
-      const uint64_t copy = uint64_t(hp.n_layer) * uint64_t(hp.n_head_kv) * uint64_t(hp.head_dim);
-      full.kv_bytes_per_token += copy, full.kv_bytes_used += copy * uint64_t(full.n_tokens);
-    }
+    full.kv_bytes_per_token = s.kv_bytes_per_token(), full.kv_bytes_used = s.kv_bytes_used();
     full.prefill_tokens = st.prefill_tokens, full.prefill_seconds = st.prefill_seconds;
     full.decode_tokens = st.decode_tokens, full.decode_seconds = st.decode_seconds;
     full.first_token_seconds = st.first_token_seconds;

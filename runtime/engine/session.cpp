@@ -99,6 +99,14 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& opts)
   forward_->set_policy(policy_.get());
 }
 
+uint64_t Session::kv_bytes_per_token() const {
+  const SelectOptions& o = opts_.select;
+  const HParams& h = model_->hparams();
+  const bool copy =
+      backend_->device_attention() && o.scoring == ScoringKeys::fp8 && o.mode == AttentionMode::tokenselect;
+  return kv_.bytes_per_token() + (copy ? uint64_t(h.n_layer) * uint64_t(h.n_head_kv) * uint64_t(h.head_dim) : 0);
+}
+
 void Session::set_select_options(const SelectOptions& o) {
   o.validate();
   if (DeviceAttention* da = backend_->device_attention()) {  // first: it may refuse

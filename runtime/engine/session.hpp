@@ -76,6 +76,10 @@ class Session {
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int64_t n_ctx() const { return kv_.capacity(); }
   const KvCache& kv() const { return kv_; }
+  // KV-cache bytes a token takes, and in use: the cache's, plus the GPU's fp8 copy of the keys
+  // while TokenSelect scores on it (ScoringKeys::fp8).
+  uint64_t kv_bytes_per_token() const;
+  uint64_t kv_bytes_used() const { return kv_bytes_per_token() * uint64_t(kv_.size()); }
   const SessionStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 

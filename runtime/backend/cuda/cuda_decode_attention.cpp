@@ -164,19 +164,15 @@ void CudaDecodeAttention::upload_kv(int layer, const uint16_t* k, const uint16_t
       cuda::check(cudaMemcpyAsync(d.k + dst, k + src, size_t(n * D) * 2, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
       cuda::check(cudaMemcpyAsync(d.v + dst, v + src, size_t(n * D) * 2, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
     }
-  refresh_fp8_keys();
+  if (d.k8) cuda::launch_keys_to_fp8(d.k, d.k8, int64_t(pages_ << cuda::kPageShift) * shape_.n_kv_heads * D, stream_);
   cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
 }
 
 void CudaDecodeAttention::fill_random_kv(uint32_t seed, float scale) {
   cuda::launch_fill_random_half(k_.get(), int64_t(k_.size()), seed, scale, stream_);
   cuda::launch_fill_random_half(v_.get(), int64_t(v_.size()), seed + 1, scale, stream_);
-  refresh_fp8_keys();
-  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-}
-
-void CudaDecodeAttention::refresh_fp8_keys() {
   if (k8_.get()) cuda::launch_keys_to_fp8(k_.get(), k8_.get(), int64_t(k_.size()), stream_);
+  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
 }
 
 void CudaDecodeAttention::set_tokens(int32_t T) {

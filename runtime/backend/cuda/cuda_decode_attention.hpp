@@ -90,7 +90,6 @@ class CudaDecodeAttention {
 
  private:
   cuda::LayerSelectBuffers layer_buffers(int layer) const;
-  void refresh_fp8_keys();  // the fp8 copy of every key, after keys were written from outside
 
   CudaDecodeShape shape_;
   cuda::SelectConfig cfg_;
