@@ -51,9 +51,15 @@ struct StepArgs {
   StepKv append;  // .k null: nothing to store
 };
 
+// The plan's cosine: q . fingerprint and both squared norms, summed in one block reduction.
+struct Dots {
+  double qf, qq, ff;
+  __device__ Dots operator+(const Dots& o) const { return {qf + o.qf, qq + o.qq, ff + o.ff}; }
+};
+
 // The phases' shared memory; one phase uses it at a time.
 union StepSmem {
-  cub::BlockReduce<double, kThreads>::TempStorage plan;
+  cub::BlockReduce<Dots, kThreads>::TempStorage plan;
   float2 warp_stats[kWarps][8];
   struct {
     uint32_t local[kHistBins];
@@ -71,31 +77,30 @@ union StepSmem {
 };
 
 // The step's plan: dense / reuse the cached selection / select. Every block computes it, with
-// the same arithmetic, so that the launch agrees without a barrier.
+// the same arithmetic, so that the launch agrees without a barrier. The cosine's loads are
+// issued with the state's, before anything depends on either: on a reusing step the plan is
+// the whole launch, and its length is that of its chain of dependent reads.
 __device__ int plan_of(const StepArgs& a, int T, StepSmem& sm) {
   const SelectConfig& cfg = a.cfg;
-  const int64_t budget = int64_t(cfg.n_init) + cfg.k + cfg.n_local;
-  if (cfg.full || T <= budget) return kPlanDense;
-  if (cfg.fresh || !cfg.cache || !a.layer.state->fp_valid) return kPlanSelect;
+  if (cfg.full) return kPlanDense;
+  const int fp_valid = a.layer.state->fp_valid;
   // n = heads x head_dim is a multiple of 4: the float4 loads are all in flight at once.
   const int n = a.n_heads * a.kv.head_dim;
   const float* fp = a.layer.fingerprint;
-  double dot = 0, na = 0, nb = 0;
+  Dots d{0, 0, 0};
 #pragma unroll 4
   for (int i = threadIdx.x * 4; i < n; i += kThreads * 4) {
     const float4 x = *reinterpret_cast<const float4*>(a.q + i), y = *reinterpret_cast<const float4*>(fp + i);
-    dot += double(x.x) * y.x + double(x.y) * y.y + double(x.z) * y.z + double(x.w) * y.w;
-    na += double(x.x) * x.x + double(x.y) * x.y + double(x.z) * x.z + double(x.w) * x.w;
-    nb += double(y.x) * y.x + double(y.y) * y.y + double(y.z) * y.z + double(y.w) * y.w;
+    d.qf += double(x.x) * y.x + double(x.y) * y.y + double(x.z) * y.z + double(x.w) * y.w;
+    d.qq += double(x.x) * x.x + double(x.y) * x.y + double(x.z) * x.z + double(x.w) * x.w;
+    d.ff += double(y.x) * y.x + double(y.y) * y.y + double(y.z) * y.z + double(y.w) * y.w;
   }
-  using Reduce = cub::BlockReduce<double, kThreads>;
+  if (T <= int64_t(cfg.n_init) + cfg.k + cfg.n_local) return kPlanDense;
+  if (cfg.fresh || !cfg.cache || !fp_valid) return kPlanSelect;
   __shared__ int plan;
-  dot = Reduce(sm.plan).Sum(dot);
-  __syncthreads();
-  na = Reduce(sm.plan).Sum(na);
-  __syncthreads();
-  nb = Reduce(sm.plan).Sum(nb);
-  if (threadIdx.x == 0) plan = na > 0 && nb > 0 && dot / sqrt(na * nb) >= double(cfg.tau) ? kPlanReuse : kPlanSelect;
+  d = cub::BlockReduce<Dots, kThreads>(sm.plan).Sum(d);
+  if (threadIdx.x == 0)
+    plan = d.qq > 0 && d.ff > 0 && d.qf / sqrt(d.qq * d.ff) >= double(cfg.tau) ? kPlanReuse : kPlanSelect;
   __syncthreads();
   return plan;
 }
@@ -342,8 +347,8 @@ __global__ void __launch_bounds__(kThreads) step_kernel(StepArgs a) {
   __shared__ StepSmem sm;
   StepState* st = a.layer.state;
   const int T = st->T;
-  if (a.append.k && int(blockIdx.x) < a.kv.n_kv_heads) append_kv(a.append, T);
   const int plan = plan_of(a, T, sm);
+  if (a.append.k && int(blockIdx.x) < a.kv.n_kv_heads) append_kv(a.append, T);
   const SelectConfig& cfg = a.cfg;
   const int c0 = min(cfg.n_init, T), n = max(c0, T - cfg.n_local) - c0;
   if (plan != kPlanSelect) {
