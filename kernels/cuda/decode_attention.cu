@@ -338,17 +338,17 @@ __global__ void __launch_bounds__(256) attend_combine_kernel(const float* part_o
                                                              int n_heads, int d, float* out, uint8_t* q) {
   pdl_wait();
   __shared__ float red[8][32][2];
-  __shared__ float max_part[256];
+  __shared__ float warp_max[8];
   const int h = blockIdx.x, tid = threadIdx.y * 32 + threadIdx.x, e = blockIdx.y * 32 + threadIdx.x;
+  // The splits' maximum: per warp by shuffles, then across the 8 warps (one barrier).
   float mm = -INFINITY;
   for (int s = tid; s < splits; s += 256) mm = fmaxf(mm, part_ml[int64_t(s) * n_heads + h].x);
-  max_part[tid] = mm;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mm = fmaxf(mm, __shfl_xor_sync(0xffffffffu, mm, o));
+  if (threadIdx.x == 0) warp_max[threadIdx.y] = mm;
   __syncthreads();
-  for (int o = 128; o > 0; o >>= 1) {
-    if (tid < o) max_part[tid] = fmaxf(max_part[tid], max_part[tid + o]);
-    __syncthreads();
-  }
-  mm = max_part[0];
+#pragma unroll
+  for (int w = 0; w < 8; ++w) mm = fmaxf(mm, warp_max[w]);
   float ll = 0.f, acc = 0.f;
 #pragma unroll 4
   for (int s = threadIdx.y; s < splits; s += 8) {
