@@ -25,6 +25,10 @@ struct KeySet {
   __device__ int at(const int32_t* sel, int j) const {
     return j < n_sink ? j : j < n_sink + n_sel ? sel[j - n_sink] : tail + (j - n_sink - n_sel);
   }
+  // Its cache slot: a selected token's is stored with the selection (no page-table read).
+  __device__ int slot_at(const PagedKv& kv, const int32_t* slots, int j) const {
+    return j < n_sink ? kv_slot(kv, j) : j < n_sink + n_sel ? slots[j - n_sink] : kv_slot(kv, tail + (j - n_sink - n_sel));
+  }
 };
 
 __device__ KeySet key_set(const StepState& st) {
@@ -80,10 +84,11 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-// Contiguous: the set is [0, T) (dense), so entry j is token j at position j.
-template <int D, bool Contiguous>
-__device__ __forceinline__ int token_at(const AttendArgs& a, const KeySet& set, int j, int j1) {
-  return j >= j1 ? 0 : Contiguous ? j : set.at(a.selected, j);
+// Entry j's cache slot; past j1 slot 0 (its copy is masked). Contiguous: the set is [0, T)
+// (dense), so entry j is token j at position j.
+template <bool Contiguous>
+__device__ __forceinline__ int slot_at(const AttendArgs& a, const KeySet& set, int j, int j1) {
+  return j >= j1 ? 0 : Contiguous ? kv_slot(a.kv, j) : set.slot_at(a.kv, a.selected_slots, j);
 }
 
 // Starts copying the tile at base into st (keys past j1 as zeros); returns key r's RoPE
@@ -93,18 +98,17 @@ __device__ __forceinline__ int stage_tile(const AttendArgs& a, const KeySet& set
                                           Stage<D>& st) {
   const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4;
   const int j = base + r;
-  const int t = token_at<D, Contiguous>(a, set, j, j1);
-  const uint16_t* kp = a.kv.k + kv_offset(a.kv, g, t);
+  const uint16_t* kp = a.kv.k + kv_slot_offset(a.kv, g, slot_at<Contiguous>(a, set, j, j1));
 #pragma unroll
   for (int i = 0; i < D / 32; ++i) cp_async16(&st.k[i][lane], kp + (c + 4 * i) * 8, j < j1);
 #pragma unroll
   for (int x = 0; x < 2; ++x) {
     const int jv = base + 2 * c + x;
-    const uint16_t* vp = a.kv.v + kv_offset(a.kv, g, token_at<D, Contiguous>(a, set, jv, j1)) + r * (D / 8);
+    const uint16_t* vp = a.kv.v + kv_slot_offset(a.kv, g, slot_at<Contiguous>(a, set, jv, j1)) + r * (D / 8);
 #pragma unroll
     for (int w = 0; w < D / 64; ++w) cp_async16(&st.v[x][w][lane], reinterpret_cast<const uint4*>(vp) + w, jv < j1);
   }
-  return j < j1 ? (a.remap || Contiguous ? j : t) : 0;
+  return j >= j1 ? 0 : a.remap || Contiguous ? j : set.at(a.selected, j);
 }
 
 template <int D>

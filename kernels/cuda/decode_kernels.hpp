@@ -27,12 +27,13 @@ struct SelectScratch {
 constexpr int kSelectHistBins = 2048 + 2048 + 1024;
 
 // Per layer, what a step writes and keeps: the fingerprint (n_heads x head_dim), the selection
-// (k positions ascending, and their votes), and the step state.
+// (k positions ascending, their votes and their cache slots), and the step state.
 struct LayerSelectBuffers {
   StepState* state = nullptr;
   float* fingerprint = nullptr;
   int32_t* selected = nullptr;
   float* selected_votes = nullptr;
+  int32_t* selected_slots = nullptr;  // kv_slot of each: the attention skips the page table
 };
 
 // Sets T of n_layers step states to `T` (set) or adds `delta` (advance: one decode step).
@@ -74,6 +75,7 @@ struct AttendArgs {
   PagedKv kv;
   const StepState* state = nullptr;
   const int32_t* selected = nullptr;
+  const int32_t* selected_slots = nullptr;
   const float* q = nullptr;
   int32_t n_heads = 0;
   float scale = 1.f;

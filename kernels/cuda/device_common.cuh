@@ -12,11 +12,20 @@
 
 namespace ts::cuda {
 
-// Element offset of token t, KV head g, in a paged pool (keys and values share the layout).
-__device__ __forceinline__ int64_t kv_offset(const PagedKv& kv, int g, int t) {
-  const int64_t page = kv.page_table[t >> kPageShift];
-  const int64_t row = ((page * kv.n_kv_heads + g) << kPageShift) + (t & ((1 << kPageShift) - 1));
+// Token t's slot in a paged pool: its physical page << kPageShift | its offset in the page.
+__device__ __forceinline__ int kv_slot(const PagedKv& kv, int t) {
+  return (kv.page_table[t >> kPageShift] << kPageShift) | (t & ((1 << kPageShift) - 1));
+}
+
+// Element offset of slot s, KV head g (keys and values share the layout).
+__device__ __forceinline__ int64_t kv_slot_offset(const PagedKv& kv, int g, int s) {
+  const int64_t row = ((int64_t(s >> kPageShift) * kv.n_kv_heads + g) << kPageShift) + (s & ((1 << kPageShift) - 1));
   return row * kv.head_dim;
+}
+
+// Element offset of token t, KV head g.
+__device__ __forceinline__ int64_t kv_offset(const PagedKv& kv, int g, int t) {
+  return kv_slot_offset(kv, g, kv_slot(kv, t));
 }
 
 // Eight fp16 values held in 16 bytes, as floats.

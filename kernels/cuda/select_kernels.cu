@@ -329,6 +329,7 @@ __device__ void compact_write(const StepArgs& a, int c0, int n, uint32_t thr, in
       const int idx = G + gx + min(E + ex, need);
       a.layer.selected[idx] = c0 + j;
       a.layer.selected_votes[idx] = __uint_as_float(b);
+      a.layer.selected_slots[idx] = kv_slot(a.kv, c0 + j);
     }
     G += gt;
     E += et;

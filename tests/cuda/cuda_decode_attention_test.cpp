@@ -312,6 +312,36 @@ TEST(CudaDecodeAttention, SelectionCacheAndGraphReplayMatchCpu) {
   cudaGraphDestroy(graph);
 }
 
+// The attention reads a selection's tokens at the cache slots stored with it; pages moved
+// under it (a new page order, the cache uploaded again) must not be read through the old slots:
+// the same query then selects afresh instead of reusing.
+TEST(CudaDecodeAttention, NewPageOrderSelectsAfresh) {
+  TS_SKIP_WITHOUT_GPU();
+  const Shape s = kLlama8B;
+  const int64_t T = 6000;
+  HostKv kv(s, T, 11, 1.5f);
+  const std::vector<float> q = random_q(s, 12, 1.5f);
+  SelectOptions o;
+  o.n_init = 16;
+  o.n_local = 64;
+  o.k = 256;
+  o.cache = false;
+  Cpu cpu(s, o);
+  const std::vector<float> ref = cpu.attend(kv, q, T);
+  Gpu gpu(kv, cuda::SelectConfig{16, 64, 256, 0.9f, 1, 1, 0}, T);
+  gpu.start(T, o.budget());
+  EXPECT_LT(rel_error(gpu.attend(q), ref), 5e-3);
+  std::vector<int32_t> order(size_t((T + 63) / 64));
+  std::iota(order.begin(), order.end(), 0);
+  std::reverse(order.begin(), order.end());
+  gpu.att.set_page_order(order);
+  gpu.att.upload_kv(0, kv.k.data(), kv.v.data(), T, kv.cap);
+  gpu.start(T, o.budget());
+  EXPECT_LT(rel_error(gpu.attend(q), ref), 5e-3);
+  EXPECT_EQ(gpu.att.selection(0).plan, cuda::kPlanSelect);
+  EXPECT_EQ(gpu.att.stats().hits, 0);
+}
+
 // fp16 bits -> e4m3 -> fp16 bits, by the CUDA headers' host conversion (the kernels use the
 // device instruction).
 uint16_t round_to_e4m3(uint16_t h) {

@@ -43,6 +43,7 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   k_ = DeviceBuffer<uint16_t>(layer_elems * size_t(s.n_layers));
   v_ = DeviceBuffer<uint16_t>(layer_elems * size_t(s.n_layers));
   page_table_ = DeviceBuffer<int32_t>(size_t(pages_));
+  states_ = DeviceBuffer<cuda::StepState>(size_t(s.n_layers));
   std::vector<int32_t> identity(static_cast<size_t>(pages_));
   std::iota(identity.begin(), identity.end(), 0);
   set_page_order(identity);
@@ -59,11 +60,11 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
               "cudaMemcpyAsync");
 
   const size_t hd = size_t(s.n_heads) * size_t(s.head_dim);
-  states_ = DeviceBuffer<cuda::StepState>(size_t(s.n_layers));
   fingerprints_ = DeviceBuffer<float>(hd * size_t(s.n_layers));
   const size_t k_max = size_t(std::max<int64_t>(1, std::min<int64_t>(cfg.k, s.capacity)));
   selected_ = DeviceBuffer<int32_t>(k_max * size_t(s.n_layers));
   selected_votes_ = DeviceBuffer<float>(k_max * size_t(s.n_layers));
+  selected_slots_ = DeviceBuffer<int32_t>(k_max * size_t(s.n_layers));
 
   scratch_.capacity = s.capacity;
   scratch_.blocks = cuda::select_blocks(s.head_dim, s.n_heads / s.n_kv_heads, s.n_kv_heads, n_sms_);
@@ -108,6 +109,10 @@ void CudaDecodeAttention::set_config(const cuda::SelectConfig& cfg) {
     k8_ = {};
   }
   cfg_ = cfg;
+  reset_states();
+}
+
+void CudaDecodeAttention::reset_states() {
   std::vector<cuda::StepState> fresh(size_t(shape_.n_layers));
   cuda::check(cudaMemcpyAsync(states_.get(), fresh.data(), fresh.size() * sizeof(cuda::StepState),
                               cudaMemcpyHostToDevice, stream_),
@@ -122,8 +127,8 @@ void CudaDecodeAttention::set_page_order(const std::vector<int32_t>& order) {
     if (p < 0 || p >= pages_ || seen[size_t(p)]++) throw std::runtime_error("CUDA attention: page order is not a permutation");
   cuda::check(cudaMemcpyAsync(page_table_.get(), order.data(), order.size() * 4, cudaMemcpyHostToDevice, stream_),
               "cudaMemcpyAsync");
-  cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   host_pages_ = order;
+  reset_states();  // the selections' cache slots followed the old order: select afresh
 }
 
 cuda::PagedKv CudaDecodeAttention::kv(int layer) const {
@@ -147,7 +152,7 @@ cuda::LayerSelectBuffers CudaDecodeAttention::layer_buffers(int layer) const {
   const size_t hd = size_t(shape_.n_heads) * size_t(shape_.head_dim);
   const size_t k_max = selected_.size() / size_t(shape_.n_layers);
   return {states_.get() + layer, fingerprints_.get() + hd * size_t(layer), selected_.get() + k_max * size_t(layer),
-          selected_votes_.get() + k_max * size_t(layer)};
+          selected_votes_.get() + k_max * size_t(layer), selected_slots_.get() + k_max * size_t(layer)};
 }
 
 void CudaDecodeAttention::upload_kv(int layer, const uint16_t* k, const uint16_t* v, int64_t n_tokens,
@@ -223,6 +228,7 @@ void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* o
   a.kv = kvl;
   a.state = lb.state;
   a.selected = lb.selected;
+  a.selected_slots = lb.selected_slots;
   a.q = q_dev;
   a.n_heads = shape_.n_heads;
   a.scale = scale;

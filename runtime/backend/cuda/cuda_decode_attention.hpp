@@ -39,7 +39,8 @@ class CudaDecodeAttention {
   // Clears the selection caches and counters; makes or drops the keys' fp8 copy (cfg.fp8_keys).
   void set_config(const cuda::SelectConfig& cfg);
 
-  // Maps logical page p of every layer to physical page order[p] (a permutation).
+  // Maps logical page p of every layer to physical page order[p] (a permutation); clears the
+  // selection caches and token counts (set_tokens again).
   void set_page_order(const std::vector<int32_t>& order);
   // Copies n_tokens tokens of a head-major host cache ([kv_head][host_capacity][head_dim] fp16)
   // into the layer's pages.
@@ -90,6 +91,7 @@ class CudaDecodeAttention {
 
  private:
   cuda::LayerSelectBuffers layer_buffers(int layer) const;
+  void reset_states();  // every layer's step state fresh: no tokens, no cached selection
 
   CudaDecodeShape shape_;
   cuda::SelectConfig cfg_;
@@ -104,7 +106,7 @@ class CudaDecodeAttention {
   DeviceBuffer<float> rope_cs_;  // (capacity + 1) x head_dim / 2 x (cos, sin)
   DeviceBuffer<cuda::StepState> states_;
   DeviceBuffer<float> fingerprints_, selected_votes_;
-  DeviceBuffer<int32_t> selected_;
+  DeviceBuffer<int32_t> selected_, selected_slots_;
   DeviceBuffer<float> scores_, votes_, part_o_;
   DeviceBuffer<float2> partials_, part_ml_;
   DeviceBuffer<uint32_t> hist_;
