@@ -106,6 +106,10 @@ class DeviceAttention {
   virtual void layer(int32_t il, const float* q, const float* k, const float* v, int64_t m, int64_t t0, float* out,
                      const Weight* feeds) = 0;
   virtual void truncate(int64_t n) = 0;  // the cache keeps [0, n): cached selections are dropped
+  // One layer's cached K and V of tokens [0, n), head-major fp16 ([kv_head][n][head_dim]),
+  // copied out of the device or into it (session state files); synchronise.
+  virtual void read_kv(int32_t layer, int64_t n, uint16_t* k, uint16_t* v) = 0;
+  virtual void write_kv(int32_t layer, int64_t n, const uint16_t* k, const uint16_t* v) = 0;
   // The counts since configure(); synchronises.
   virtual DeviceSelectCounts select_counts() = 0;
   // Every layer's last selection (empty where the layer attended densely); synchronises.

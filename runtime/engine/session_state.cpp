@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <vector>
 
+#include "backend/backend.hpp"
 #include "gguf/gguf_file.hpp"
 #include "util/error.hpp"
 
@@ -86,20 +89,16 @@ class Reader {
   uint64_t size_ = 0, pos_ = 0;
 };
 
-}  // namespace
-
-namespace {
-// The state holds the KV cache as the CPU keeps it; a GPU session's cache stays on the device.
-void require_host_cache(const Session& s, const char* what) {
-  if (!s.kv().host_storage())
-    fail(Status::unsupported, fmt::format("{} session state: not supported on the {} backend yet (its KV cache "
-                                          "lives in GPU memory); use a CPU session (device cpu)",
-                                          what, s.backend_name()));
-}
+// One layer's K and V of n tokens, head-major ([kv_head][n][head_dim]) as the file holds them: a
+// CPU session's cache is in that layout already; a GPU session's goes through this host copy.
+struct LayerRows {
+  std::vector<uint16_t> k, v;
+  LayerRows(const HParams& hp, uint64_t n) : k(size_t(hp.n_head_kv) * size_t(hp.head_dim) * n), v(k.size()) {}
+};
 }  // namespace
 
 void SessionState::save(const Session& s, const std::string& extra, const std::string& path) {
-  require_host_cache(s, "saving");
+  DeviceAttention* const device = s.backend_->device_attention();
   const HParams& hp = s.model().hparams();
   const SelectOptions& o = s.options().select;
   const std::string cache = s.policy().save_cache();
@@ -124,7 +123,15 @@ void SessionState::save(const Session& s, const std::string& extra, const std::s
     w.put(cache.data(), cache.size());
     w.put(extra.data(), extra.size());
     const size_t row = size_t(hp.head_dim) * sizeof(uint16_t), key_row = size_t(hp.head_dim) * h.key_bytes;
+    std::optional<LayerRows> rows;
+    if (device) rows.emplace(hp, h.n_tokens);
     for (int32_t l = 0; l < hp.n_layer; ++l) {
+      if (device) {
+        device->read_kv(l, int64_t(h.n_tokens), rows->k.data(), rows->v.data());
+        w.put(rows->k.data(), rows->k.size() * sizeof(uint16_t));
+        w.put(rows->v.data(), rows->v.size() * sizeof(uint16_t));
+        continue;
+      }
       const KvLayerView v = s.kv().layer(l);
       for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) w.put(key_data(v, kh), key_row * h.n_tokens);
       for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) w.put(v.v_at(kh, 0), row * h.n_tokens);
@@ -143,7 +150,7 @@ void SessionState::save(const Session& s, const std::string& extra, const std::s
 
 void SessionState::load(Session& s, const std::string& path,
                         const std::function<void(const std::string& extra)>& check_extra) {
-  require_host_cache(s, "loading");
+  DeviceAttention* const device = s.backend_->device_attention();
   const HParams& hp = s.model().hparams();
   Reader r(path);
   Header h{};
@@ -202,7 +209,15 @@ void SessionState::load(Session& s, const std::string& path,
     throw;
   }
   try {
+    std::optional<LayerRows> rows;
+    if (device) rows.emplace(hp, h.n_tokens);
     for (int32_t l = 0; l < hp.n_layer; ++l) {
+      if (device) {
+        r.get(rows->k.data(), rows->k.size() * sizeof(uint16_t), "keys");
+        r.get(rows->v.data(), rows->v.size() * sizeof(uint16_t), "values");
+        device->write_kv(l, int64_t(h.n_tokens), rows->k.data(), rows->v.data());
+        continue;
+      }
       const KvLayerView v = s.kv_.layer(l);
       for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) r.get(key_data(v, kh), key_row * h.n_tokens, "keys");
       for (int32_t kh = 0; kh < hp.n_head_kv; ++kh) r.get(v.v_at(kh, 0), row * h.n_tokens, "values");

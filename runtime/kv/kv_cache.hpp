@@ -28,7 +28,6 @@ class KvCache {
   void set_size(int64_t n) { size_ = n; }         // after appending, or to truncate
   size_t bytes_per_token() const { return bytes_per_token_; }
   size_t bytes_used() const { return size_t(size_) * bytes_per_token_; }
-  bool host_storage() const { return base_ != nullptr; }
 
   // Available physical memory in bytes (MemAvailable), for checks and messages.
   static size_t available_memory();

@@ -1,15 +1,18 @@
 // The whole default model on the CUDA backend against the CPU backend (the reference): logits of
 // every position of the llama.cpp golden prompts (dense attention, prefill path), one-token decode
-// steps (GEMV kernels, decode attention, CUDA graph replay), and TokenSelect with a
-// small budget so that selection runs on a 2k-token prompt. Skips without a GPU or the model.
+// steps (GEMV kernels, decode attention, CUDA graph replay), TokenSelect with a small budget so
+// that selection runs on a 2k-token prompt, and session state files between the devices. Skips
+// without a GPU or the model.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 
 #include "../e2e/e2e_support.hpp"
 #include "backend/cuda/cuda_decode_attention.hpp"
+#include "engine/session_state.hpp"
 
 namespace ts {
 namespace {
@@ -250,6 +253,71 @@ TEST_F(CudaModel, SelectionBuffersFollowTheSessionsK) {
   EXPECT_NO_THROW(gpu.set_select_options(smaller));
   const int32_t t = tokens.back();
   EXPECT_NO_THROW(gpu.prefill(std::span<const int32_t>(&t, 1)));
+}
+
+// The logits before each of `tokens` is fed (teacher forcing), one row each.
+std::vector<float> forced(Session& s, const std::vector<int32_t>& tokens) {
+  const int32_t nv = s.model().hparams().n_vocab;
+  std::vector<float> out;
+  for (int32_t t : tokens) {
+    out.insert(out.end(), s.logits(), s.logits() + nv);
+    s.prefill(std::span<const int32_t>(&t, 1));
+  }
+  return out;
+}
+
+// Session state files from and into GPU sessions, in the CPU's format (fp16 keys). A loaded GPU
+// session continues exactly like the one it was saved from (selection cache off here: a loaded
+// GPU session's first step selects afresh, its cached selection is not in the file), and each
+// device loads the other's file and then decides as the other device does where the decision is
+// clear.
+TEST_F(CudaModel, SessionStateFilesRoundTrip) {
+  const int32_t nv = model_->hparams().n_vocab;
+  const std::vector<int32_t> all = long_genesis();
+  ASSERT_GT(all.size(), 800u);
+  const std::vector<int32_t> prompt(all.begin(), all.begin() + 700);
+  const std::string path = (std::filesystem::temp_directory_path() / "ts_cuda_state.bin").string();
+  const auto opts = [](Device d) {
+    SessionOptions o = small_budget(d, 128);
+    o.select.cache = false;
+    return o;
+  };
+  const auto loaded = [&](Device d) {
+    auto s = std::make_unique<Session>(model_, opts(d));
+    SessionState::load(*s, path, {});
+    return s;
+  };
+  const auto expect_clear_decisions_agree = [&](const std::vector<float>& ref, const std::vector<float>& other,
+                                                const char* what) {
+    Compare c;
+    compare_rows(ref, other, nv, c);
+    EXPECT_GT(c.clear, 0) << what;
+    EXPECT_EQ(c.clear_same, c.clear) << what << ": " << c.same_top1 << " of " << c.positions << " top-1 the same";
+  };
+
+  Session gpu_saver(model_, opts(Device::cuda));
+  greedy(gpu_saver, prompt, 4);
+  SessionState::save(gpu_saver, "extra", path);
+  Session gpu(model_, opts(Device::cuda));
+  std::string extra;
+  SessionState::load(gpu, path, [&](const std::string& e) { extra = e; });
+  EXPECT_EQ(extra, "extra");
+  EXPECT_EQ(gpu.tokens(), gpu_saver.tokens());
+  ASSERT_NE(gpu.logits(), nullptr);
+  EXPECT_TRUE(std::equal(gpu.logits(), gpu.logits() + nv, gpu_saver.logits()));
+  const std::vector<int32_t> next = greedy(gpu_saver, {}, 12);
+  EXPECT_EQ(greedy(gpu, {}, 12), next) << "the loaded GPU session continued differently";
+  expect_clear_decisions_agree(forced(*loaded(Device::cuda), next), forced(*loaded(Device::cpu), next),
+                               "a GPU session's file, continued on the GPU and on the CPU");
+
+  Session cpu_saver(model_, opts(Device::cpu));
+  greedy(cpu_saver, prompt, 4);
+  SessionState::save(cpu_saver, "", path);
+  const std::unique_ptr<Session> from_cpu = loaded(Device::cuda);
+  EXPECT_EQ(from_cpu->tokens(), cpu_saver.tokens());
+  expect_clear_decisions_agree(forced(cpu_saver, next), forced(*from_cpu, next),
+                               "a CPU session's file, continued on the CPU and on the GPU");
+  std::remove(path.c_str());
 }
 
 }  // namespace

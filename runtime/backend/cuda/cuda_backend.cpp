@@ -338,6 +338,13 @@ class CudaBackend final : public Backend, public DeviceAttention {
 
   void truncate(int64_t) override { configure(cfg_); }
 
+  void read_kv(int32_t layer, int64_t n, uint16_t* k, uint16_t* v) override {
+    attn_.download_kv(layer, k, v, n, n);
+  }
+  void write_kv(int32_t layer, int64_t n, const uint16_t* k, const uint16_t* v) override {
+    attn_.upload_kv(layer, k, v, n, n);
+  }
+
   DeviceSelectCounts select_counts() override {
     const CudaDecodeAttention::Stats s = attn_.stats();
     DeviceSelectCounts c = steps_;

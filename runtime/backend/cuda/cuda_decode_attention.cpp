@@ -155,22 +155,39 @@ cuda::LayerSelectBuffers CudaDecodeAttention::layer_buffers(int layer) const {
           selected_votes_.get() + k_max * size_t(layer), selected_slots_.get() + k_max * size_t(layer)};
 }
 
-void CudaDecodeAttention::upload_kv(int layer, const uint16_t* k, const uint16_t* v, int64_t n_tokens,
-                                    int64_t host_capacity) {
-  if (n_tokens > shape_.capacity || n_tokens > host_capacity) throw std::runtime_error("CUDA attention: upload too large");
+void CudaDecodeAttention::copy_kv(int layer, uint16_t* k, uint16_t* v, int64_t n_tokens, int64_t host_capacity,
+                                  cudaMemcpyKind kind) const {
+  if (n_tokens > shape_.capacity || n_tokens > host_capacity) throw std::runtime_error("CUDA attention: copy too large");
   const cuda::PagedKv d = kv(layer);
+  const bool up = kind == cudaMemcpyHostToDevice;
   const int64_t page = int64_t(1) << cuda::kPageShift, D = shape_.head_dim;
   for (int32_t g = 0; g < shape_.n_kv_heads; ++g)
     for (int64_t t0 = 0; t0 < n_tokens; t0 += page) {
       const int64_t n = std::min(page, n_tokens - t0);
       const int64_t phys = host_pages_[size_t(t0 / page)];
-      const size_t dst = size_t(((phys * shape_.n_kv_heads + g) * page) * D);
-      const size_t src = size_t((g * host_capacity + t0) * D);
-      cuda::check(cudaMemcpyAsync(d.k + dst, k + src, size_t(n * D) * 2, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
-      cuda::check(cudaMemcpyAsync(d.v + dst, v + src, size_t(n * D) * 2, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
+      const size_t dev = size_t(((phys * shape_.n_kv_heads + g) * page) * D);
+      const size_t host = size_t((g * host_capacity + t0) * D);
+      const auto copy = [&](uint16_t* d_pool, uint16_t* h) {
+        const size_t bytes = size_t(n * D) * 2;
+        cuda::check(cudaMemcpyAsync(up ? d_pool + dev : h + host, up ? h + host : d_pool + dev, bytes, kind, stream_),
+                    "cudaMemcpyAsync");
+      };
+      copy(d.k, k);
+      copy(d.v, v);
     }
-  if (d.k8) cuda::launch_keys_to_fp8(d.k, d.k8, int64_t(pages_ << cuda::kPageShift) * shape_.n_kv_heads * D, stream_);
+  if (up && d.k8) cuda::launch_keys_to_fp8(d.k, d.k8, int64_t(pages_ << cuda::kPageShift) * shape_.n_kv_heads * D, stream_);
   cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
+
+void CudaDecodeAttention::upload_kv(int layer, const uint16_t* k, const uint16_t* v, int64_t n_tokens,
+                                    int64_t host_capacity) {
+  // Only read from: the copy's direction is host to device.
+  copy_kv(layer, const_cast<uint16_t*>(k), const_cast<uint16_t*>(v), n_tokens, host_capacity, cudaMemcpyHostToDevice);
+}
+
+void CudaDecodeAttention::download_kv(int layer, uint16_t* k, uint16_t* v, int64_t n_tokens,
+                                      int64_t host_capacity) const {
+  copy_kv(layer, k, v, n_tokens, host_capacity, cudaMemcpyDeviceToHost);
 }
 
 void CudaDecodeAttention::fill_random_kv(uint32_t seed, float scale) {

@@ -43,8 +43,9 @@ class CudaDecodeAttention {
   // selection caches and token counts (set_tokens again).
   void set_page_order(const std::vector<int32_t>& order);
   // Copies n_tokens tokens of a head-major host cache ([kv_head][host_capacity][head_dim] fp16)
-  // into the layer's pages.
+  // into the layer's pages, or out of them (download_kv); synchronise.
   void upload_kv(int layer, const uint16_t* k, const uint16_t* v, int64_t n_tokens, int64_t host_capacity);
+  void download_kv(int layer, uint16_t* k, uint16_t* v, int64_t n_tokens, int64_t host_capacity) const;
   // Fills every layer's K and V with reproducible random values (speed work).
   void fill_random_kv(uint32_t seed, float scale);
 
@@ -91,6 +92,8 @@ class CudaDecodeAttention {
 
  private:
   cuda::LayerSelectBuffers layer_buffers(int layer) const;
+  // Page by page between a head-major host cache (k, v) and the layer's pages, in direction kind.
+  void copy_kv(int layer, uint16_t* k, uint16_t* v, int64_t n_tokens, int64_t host_capacity, cudaMemcpyKind kind) const;
   void reset_states();  // every layer's step state fresh: no tokens, no cached selection
 
   CudaDecodeShape shape_;
