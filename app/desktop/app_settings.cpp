@@ -35,6 +35,7 @@ AppSettings AppSettings::load() {
   sel.nLocal = s.value("tokenselect/nLocal", sel.nLocal).toInt();
   sel.cache = s.value("tokenselect/cache", sel.cache).toBool();
   sel.cacheThreshold = s.value("tokenselect/cacheThreshold", sel.cacheThreshold).toDouble();
+  sel.fp8Keys = s.value("tokenselect/fp8Keys", sel.fp8Keys).toBool();
 
   GenerationConfig& g = a.generation;
   g.maxTokens = s.value("generation/maxTokens", g.maxTokens).toInt();
@@ -61,6 +62,7 @@ void AppSettings::save() const {
   s.setValue("tokenselect/nLocal", sel.nLocal);
   s.setValue("tokenselect/cache", sel.cache);
   s.setValue("tokenselect/cacheThreshold", sel.cacheThreshold);
+  s.setValue("tokenselect/fp8Keys", sel.fp8Keys);
   s.setValue("generation/maxTokens", generation.maxTokens);
   s.setValue("generation/temperature", generation.temperature);
   s.setValue("generation/topP", generation.topP);

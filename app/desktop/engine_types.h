@@ -25,6 +25,7 @@ struct SelectConfig {
   int nLocal = 512;
   bool cache = true;
   double cacheThreshold = 0.9;
+  bool fp8Keys = false;  // on a GPU the selection scores an fp8 copy of the keys (the CPU ignores it)
 };
 
 // What a session is created with; changing any of it rebuilds the session.

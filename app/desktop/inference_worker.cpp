@@ -36,6 +36,7 @@ ts_select_settings selectSettings(const SelectConfig& c) {
   s.n_local = c.nLocal;
   s.select_cache = c.cache ? 1 : 0;
   s.cache_threshold = float(c.cacheThreshold);
+  s.scoring_keys = c.fp8Keys ? TS_SCORING_KEYS_FP8 : TS_SCORING_KEYS_CACHED;
   return s;
 }
 

@@ -49,6 +49,7 @@ EngineStats stats(const ts_session* s) {
     out.select.nLocal = sel.n_local;
     out.select.cache = sel.select_cache != 0;
     out.select.cacheThreshold = sel.cache_threshold;
+    out.select.fp8Keys = sel.scoring_keys == TS_SCORING_KEYS_FP8;
   }
   return out;
 }

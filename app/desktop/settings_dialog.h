@@ -1,5 +1,5 @@
 // Settings: the system prompt and sampling, TokenSelect (k, sinks, local window, selection
-// cache, dense attention), context size and threads.
+// cache, dense attention, fp8 scoring keys), context size and threads.
 #pragma once
 #include <QDialog>
 
@@ -40,6 +40,7 @@ class SettingsDialog : public QDialog {
   QSpinBox* m_nLocal;
   QCheckBox* m_cache;
   QDoubleSpinBox* m_threshold;
+  QCheckBox* m_fp8Keys;
   QSpinBox* m_context;
   QSpinBox* m_threads;
 };

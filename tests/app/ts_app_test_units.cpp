@@ -1,15 +1,17 @@
 // The app's parts that need no model: token-to-text mapping, document loading and its errors,
-// and the heatmap widgets rendering from plain arrays.
+// the heatmap widgets rendering from plain arrays, and settings kept across the dialog and restarts.
 #include <QElapsedTimer>
 #include <QPainter>
 #include <QPdfWriter>
 #include <QScrollBar>
 
+#include "app_settings.h"
 #include "app_test_support.h"
 #include "document_loader.h"
 #include "document_view.h"
 #include "heatmap_widget.h"
 #include "minimap.h"
+#include "settings_dialog.h"
 
 class UnitsTest : public QObject {
   Q_OBJECT
@@ -23,6 +25,7 @@ class UnitsTest : public QObject {
   void heatmapRendersScores();
   void documentViewShadesTokens();
   void aHundredThousandTokenDocumentStaysFast();
+  void scoringKeysSettingIsKept();
 
  private:
   QString write(const QString& name, const QByteArray& bytes);
@@ -190,6 +193,22 @@ void UnitsTest::aHundredThousandTokenDocumentStaysFast() {
   }
   qInfo("%lld-token document: text and token layout %lld ms once; worst heatmap update and repaint %.1f ms",
         qlonglong(offsets.size()), qlonglong(loadMs), worst);
+}
+
+// The GPU's fp8 scoring keys: the dialog shows and returns the setting, and it survives a restart.
+void UnitsTest::scoringKeysSettingIsKept() {
+  for (bool fp8 : {true, false}) {
+    SessionConfig s;
+    s.select.fp8Keys = fp8;
+    const SettingsDialog dialog(s, GenerationConfig{}, 8192);
+    QCOMPARE(dialog.session().select.fp8Keys, fp8);
+  }
+  apptest::isolateSettings(m_dir);
+  AppSettings a = AppSettings::load();
+  QVERIFY(!a.session.select.fp8Keys);  // off unless asked for
+  a.session.select.fp8Keys = true;
+  a.save();
+  QVERIFY(AppSettings::load().session.select.fp8Keys);
 }
 
 QTEST_MAIN(UnitsTest)
