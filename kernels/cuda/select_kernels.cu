@@ -82,7 +82,9 @@ union StepSmem {
 // the whole launch, and its length is that of its chain of dependent reads.
 __device__ int plan_of(const StepArgs& a, int T, StepSmem& sm) {
   const SelectConfig& cfg = a.cfg;
+  const bool dense = T <= int64_t(cfg.n_init) + cfg.k + cfg.n_local;
   if (cfg.full) return kPlanDense;
+  if (cfg.fresh || !cfg.cache) return dense ? kPlanDense : kPlanSelect;  // no cosine to compute
   const int fp_valid = a.layer.state->fp_valid;
   // n = heads x head_dim is a multiple of 4: the float4 loads are all in flight at once.
   const int n = a.n_heads * a.kv.head_dim;
@@ -95,8 +97,8 @@ __device__ int plan_of(const StepArgs& a, int T, StepSmem& sm) {
     d.qq += double(x.x) * x.x + double(x.y) * x.y + double(x.z) * x.z + double(x.w) * x.w;
     d.ff += double(y.x) * y.x + double(y.y) * y.y + double(y.z) * y.z + double(y.w) * y.w;
   }
-  if (T <= int64_t(cfg.n_init) + cfg.k + cfg.n_local) return kPlanDense;
-  if (cfg.fresh || !cfg.cache || !fp_valid) return kPlanSelect;
+  if (dense) return kPlanDense;
+  if (!fp_valid) return kPlanSelect;
   __shared__ int plan;
   d = cub::BlockReduce<Dots, kThreads>(sm.plan).Sum(d);
   if (threadIdx.x == 0)
