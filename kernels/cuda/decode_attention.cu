@@ -142,6 +142,48 @@ __device__ __forceinline__ void pack_query(const float (&qf)[D / 32][8], uint32_
       for (int p = 0; p < 2; ++p) qa[i][u][p] = pack_half2(qf[i][4 * u + 2 * p], qf[i][4 * u + 2 * p + 1]);
 }
 
+// Key r of a tile (the lane's chunks c + 4i, fp16) turned by a row of RopeTables::offsets16, in
+// fp16 arithmetic with the CPU's operation order (x' = x cos + rn(y * -sin), y' = x sin +
+// rn(y cos)), straight into the products' B fragments: no conversions to f32 and back, and
+// half the table bytes. The CPU rotates in f32 and rounds the result once; this rounds twice,
+// from fp16 (cos, sin): the rotated key is within a couple of fp16 steps of the CPU's.
+template <int D>
+__device__ __forceinline__ void turn_key16(const uint4 (&k)[D / 32], const uint32_t* row, int neox, int c,
+                                           uint32_t (&kw)[D / 32][4]) {
+  constexpr int CH = D / 32;
+  const auto h2 = [](uint32_t w) { return *reinterpret_cast<const __half2*>(&w); };
+  const auto u32 = [](__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); };
+  if (!neox) {  // word e of chunk c + 4i: the pair (x, y) = 4(c + 4i) + e
+#pragma unroll
+    for (int i = 0; i < CH; ++i) {
+      const uint4 t = __ldg(reinterpret_cast<const uint4*>(row + (c + 4 * i) * 4));
+      const uint32_t tw[4] = {t.x, t.y, t.z, t.w}, kin[4] = {k[i].x, k[i].y, k[i].z, k[i].w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const __half2 xx = h2(__byte_perm(kin[e], 0, 0x1010)), yy = h2(__byte_perm(kin[e], 0, 0x3232));
+        const __half2 nsc = h2(__byte_perm(tw[e], 0, 0x1032) ^ 0x8000u);  // (-sin, cos)
+        kw[i][e] = u32(__hfma2(xx, h2(tw[e]), __hmul2(yy, nsc)));
+      }
+    }
+  } else {  // word e of chunk c + 4i: the x of pairs 8(c + 4i) + 2e, + 1; chunk i + CH/2: their y
+#pragma unroll
+    for (int i = 0; i < CH / 2; ++i) {
+      const uint4* tp = reinterpret_cast<const uint4*>(row + (c + 4 * i) * 8);
+      const uint4 t0 = __ldg(tp), t1 = __ldg(tp + 1);
+      const uint32_t tw[8] = {t0.x, t0.y, t0.z, t0.w, t1.x, t1.y, t1.z, t1.w};
+      const uint32_t xs[4] = {k[i].x, k[i].y, k[i].z, k[i].w};
+      const uint32_t ys[4] = {k[i + CH / 2].x, k[i + CH / 2].y, k[i + CH / 2].z, k[i + CH / 2].w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const uint32_t cw = __byte_perm(tw[2 * e], tw[2 * e + 1], 0x5410), sw = __byte_perm(tw[2 * e], tw[2 * e + 1], 0x7632);
+        const __half2 x = h2(xs[e]), y = h2(ys[e]);
+        kw[i][e] = u32(__hfma2(x, h2(cw), __hmul2(y, h2(sw ^ 0x80008000u))));
+        kw[i + CH / 2][e] = u32(__hfma2(x, h2(sw), __hmul2(y, h2(cw))));
+      }
+    }
+  }
+}
+
 // The split's keys [j0, j1), taken by the block's warps in tiles of 8, a warp's tiles in
 // adjacent pairs (warp w: tiles 2w, 2w + 1, then 2w + 2 NW, ...): S, the online softmax and O^T
 // (see attend_split_kernel), accumulated into m, l and o.
@@ -152,7 +194,8 @@ __device__ __forceinline__ void pack_query(const float (&qf)[D / 32][8], uint32_
 // in sq) turns back by base once per pair, by the base's row staged with the pair's first tile.
 // Rotating every key at its own position read a 512-byte table row per key at d 128, as many
 // bytes as the key and its value: that held dense decode at 63% of copy (measured: 82% with the
-// table reads out of the way). Otherwise qa is the query and keys turn at their positions.
+// table reads out of the way). The turn by the offset runs in fp16 (turn_key16). Otherwise qa
+// is the query and keys turn at their positions, in f32.
 template <int D, int G, bool Contiguous, bool Relative>
 __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& set, int j0, int j1, int g,
                                             const float4 (*sq)[32], Stage<D> (&stage)[2],
@@ -202,15 +245,24 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
       pack_query<D>(qf, qa);
     }
     // Key r, rotated and rounded to fp16 (as the CPU's attention does), then S.
-    float kf[CH][8];
+    uint32_t kw[CH][4];
+    if (Relative) {
+      turn_key16<D>(cur.k, a.rope.offsets16 + (8 * (it & 1) + r) * (D / 2), a.rope.neox, c, kw);
+    } else {
+      float kf[CH][8];
 #pragma unroll
-    for (int i = 0; i < CH; ++i) unpack8(cur.k[i], kf[i]);
-    rope_chunks<D>(kf, a.rope, Relative ? 8 * (it & 1) + r : cur.pos, c);
+      for (int i = 0; i < CH; ++i) unpack8(cur.k[i], kf[i]);
+      rope_chunks<D>(kf, a.rope, cur.pos, c);
+#pragma unroll
+      for (int i = 0; i < CH; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) kw[i][e] = pack_half2(kf[i][2 * e], kf[i][2 * e + 1]);
+    }
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
     for (int i = 0; i < CH; ++i) {
-      mma16816(acc, qa[i][0][0], 0u, qa[i][0][1], 0u, pack_half2(kf[i][0], kf[i][1]), pack_half2(kf[i][2], kf[i][3]));
-      mma16816(acc, qa[i][1][0], 0u, qa[i][1][1], 0u, pack_half2(kf[i][4], kf[i][5]), pack_half2(kf[i][6], kf[i][7]));
+      mma16816(acc, qa[i][0][0], 0u, qa[i][0][1], 0u, kw[i][0], kw[i][1]);
+      mma16816(acc, qa[i][1][0], 0u, qa[i][1][1], 0u, kw[i][2], kw[i][3]);
     }
     const float s0 = base + 2 * c < j1 ? acc[0] : -INFINITY, s1 = base + 2 * c + 1 < j1 ? acc[1] : -INFINITY;
     // Online softmax of row r over the tile (lanes 4r..4r+3 hold 2 keys each).
@@ -224,15 +276,21 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
     const float2 pr = __half22float2(*reinterpret_cast<const __half2*>(&pb));
     l = l * corr + pr.x + pr.y;
     m = m_new;
-    // O^T columns are heads 2c and 2c+1: their corrections live in lanes 8c and 8c + 4.
-    const float corr0 = __shfl_sync(0xffffffffu, corr, 8 * c), corr1 = __shfl_sync(0xffffffffu, corr, 8 * c + 4);
+    // O^T columns are heads 2c and 2c+1: their corrections live in lanes 8c and 8c + 4. Once the
+    // maxima settle, a tile rarely raises one: skip the rescale when no row's did (corr 1).
+    if (__any_sync(0xffffffffu, corr != 1.f)) {
+      const float corr0 = __shfl_sync(0xffffffffu, corr, 8 * c), corr1 = __shfl_sync(0xffffffffu, corr, 8 * c + 4);
+#pragma unroll
+      for (int s = 0; s < VW; ++s) {
+        o[s][0] *= corr0;
+        o[s][1] *= corr1;
+        o[s][2] *= corr0;
+        o[s][3] *= corr1;
+      }
+    }
 #pragma unroll
     for (int s = 0; s < VW; ++s) {
       const uint32_t w0 = cur.v[0][s / 4].w[s % 4], w1 = cur.v[1][s / 4].w[s % 4];
-      o[s][0] *= corr0;
-      o[s][1] *= corr1;
-      o[s][2] *= corr0;
-      o[s][3] *= corr1;
       mma1688(o[s], __byte_perm(w0, w1, 0x5410), __byte_perm(w0, w1, 0x7632), pb);
     }
     base = next;
@@ -337,28 +395,45 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
 // out[h] = the splits' outputs merged by their softmax statistics. Block (h, x) covers 32
 // elements of head h; its 8 rows of threads take every 8th split, then add up. With Q, the first
 // row (one warp: one block of 32 values) also quantises them into q for the output projection.
+// A row's first kAhead splits are loaded before their maximum is known, so that the merge of up
+// to 8 kAhead splits waits on one round of reads: the statistics and the outputs together.
 template <RowQuant Q>
 __global__ void __launch_bounds__(256) attend_combine_kernel(const float* part_o, const float2* part_ml, int splits,
                                                              int n_heads, int d, float* out, uint8_t* q) {
+  constexpr int kAhead = 8;
   pdl_wait();
   __shared__ float red[8][32][2];
   __shared__ float warp_max[8];
-  const int h = blockIdx.x, tid = threadIdx.y * 32 + threadIdx.x, e = blockIdx.y * 32 + threadIdx.x;
-  // The splits' maximum: per warp by shuffles, then across the 8 warps (one barrier).
-  float mm = -INFINITY;
-  for (int s = tid; s < splits; s += 256) mm = fmaxf(mm, part_ml[int64_t(s) * n_heads + h].x);
+  const int h = blockIdx.x, e = blockIdx.y * 32 + threadIdx.x;
+  float2 ml[kAhead];
+  float po[kAhead];
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) mm = fmaxf(mm, __shfl_xor_sync(0xffffffffu, mm, o));
+  for (int k = 0; k < kAhead; ++k) {
+    const int s = threadIdx.y + 8 * k;
+    ml[k] = s < splits ? part_ml[int64_t(s) * n_heads + h] : make_float2(-INFINITY, 0.f);
+    po[k] = s < splits ? part_o[(int64_t(s) * n_heads + h) * d + e] : 0.f;
+  }
+  // The splits' maximum: the row's own (every lane of a warp holds the same splits), then across
+  // the 8 rows (one barrier).
+  float mm = -INFINITY;
+  for (int s = threadIdx.y + 8 * kAhead; s < splits; s += 8) mm = fmaxf(mm, part_ml[int64_t(s) * n_heads + h].x);
+#pragma unroll
+  for (int k = 0; k < kAhead; ++k) mm = fmaxf(mm, ml[k].x);
   if (threadIdx.x == 0) warp_max[threadIdx.y] = mm;
   __syncthreads();
 #pragma unroll
   for (int w = 0; w < 8; ++w) mm = fmaxf(mm, warp_max[w]);
   float ll = 0.f, acc = 0.f;
-#pragma unroll 4
-  for (int s = threadIdx.y; s < splits; s += 8) {
-    const float2 ml = part_ml[int64_t(s) * n_heads + h];
-    const float w = ml.x == -INFINITY ? 0.f : __expf(ml.x - mm);
-    ll += ml.y * w;
+#pragma unroll
+  for (int k = 0; k < kAhead; ++k) {
+    const float w = ml[k].x == -INFINITY ? 0.f : __expf(ml[k].x - mm);
+    ll += ml[k].y * w;
+    acc += po[k] * w;
+  }
+  for (int s = threadIdx.y + 8 * kAhead; s < splits; s += 8) {
+    const float2 m2 = part_ml[int64_t(s) * n_heads + h];
+    const float w = m2.x == -INFINITY ? 0.f : __expf(m2.x - mm);
+    ll += m2.y * w;
     acc += part_o[(int64_t(s) * n_heads + h) * d + e] * w;
   }
   red[threadIdx.y][threadIdx.x][0] = ll;

@@ -35,9 +35,14 @@ struct PagedKv {
 // RoPE as a table of (cos, sin) per position and pair: cs[(p * half + i) * 2 ..] for pair i of
 // half = head_dim / 2, holding the CPU backend's values (its running-product angles, so rotated
 // keys round to fp16 exactly as the CPU's and llama.cpp's do).
+// Key offsets inside a pair of 8-key tiles, by which the attention turns keys (relative RoPE).
+constexpr int kRopeOffsets = 16;
+
 struct RopeTables {
   const float* cs = nullptr;  // positions x half x (cos, sin)
   int32_t neox = 0;           // 1: pairs (i, i + d/2) (qwen2); 0: adjacent pairs (2i, 2i+1)
+  // Positions 0 .. kRopeOffsets - 1 of cs rounded to fp16, (cos, sin) in one word per pair.
+  const uint32_t* offsets16 = nullptr;
 };
 
 struct SelectConfig {

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/rope_table.hpp"
 #include "cuda/decode_kernels.hpp"
+#include "util/fp16.hpp"
 
 namespace ts {
 
@@ -49,14 +50,21 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
   set_page_order(identity);
 
   // Every position a key or query can take (remapped ranks stay below the capacity), and at
-  // least the 16 offsets inside a pair of tiles that the attention turns keys by.
-  const int64_t positions = std::max<int64_t>(s.capacity + 1, 16);
+  // least the offsets inside a pair of tiles that the attention turns keys by.
+  const int64_t positions = std::max<int64_t>(s.capacity + 1, cuda::kRopeOffsets);
   std::vector<float> cs(size_t(positions) * size_t(s.head_dim));
   cpu::rope_angles(s.rope, 0, positions, cs.data());
+  std::vector<uint32_t> offsets16(size_t(cuda::kRopeOffsets) * size_t(s.head_dim / 2));
+  for (size_t i = 0; i < offsets16.size(); ++i)
+    offsets16[i] = uint32_t(fp32_to_fp16(cs[2 * i])) | uint32_t(fp32_to_fp16(cs[2 * i + 1])) << 16;
   rope_cs_ = DeviceBuffer<float>(cs.size());
+  rope_offsets16_ = DeviceBuffer<uint32_t>(offsets16.size());
   // On stream_ (a plain cudaMemcpy from pageable memory is not ordered before its kernels);
-  // set_config() below waits for it, while the vector is alive.
+  // set_config() below waits for them, while the vectors are alive.
   cuda::check(cudaMemcpyAsync(rope_cs_.get(), cs.data(), cs.size() * 4, cudaMemcpyHostToDevice, stream_),
+              "cudaMemcpyAsync");
+  cuda::check(cudaMemcpyAsync(rope_offsets16_.get(), offsets16.data(), offsets16.size() * 4, cudaMemcpyHostToDevice,
+                              stream_),
               "cudaMemcpyAsync");
 
   const size_t hd = size_t(s.n_heads) * size_t(s.head_dim);
@@ -145,7 +153,7 @@ cuda::PagedKv CudaDecodeAttention::kv(int layer) const {
 }
 
 cuda::RopeTables CudaDecodeAttention::rope_tables() const {
-  return {rope_cs_.get(), shape_.rope.style == RopeStyle::neox ? 1 : 0};
+  return {rope_cs_.get(), shape_.rope.style == RopeStyle::neox ? 1 : 0, rope_offsets16_.get()};
 }
 
 cuda::LayerSelectBuffers CudaDecodeAttention::layer_buffers(int layer) const {

@@ -107,6 +107,7 @@ class CudaDecodeAttention {
   DeviceBuffer<uint8_t> k8_;      // the keys as fp8 (cfg.fp8_keys), same layout; else empty
   DeviceBuffer<int32_t> page_table_;
   DeviceBuffer<float> rope_cs_;  // (capacity + 1) x head_dim / 2 x (cos, sin)
+  DeviceBuffer<uint32_t> rope_offsets16_;  // its first kRopeOffsets rows in fp16 (RopeTables::offsets16)
   DeviceBuffer<cuda::StepState> states_;
   DeviceBuffer<float> fingerprints_, selected_votes_;
   DeviceBuffer<int32_t> selected_, selected_slots_;
