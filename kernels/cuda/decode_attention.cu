@@ -18,26 +18,6 @@ namespace {
 
 constexpr int kAttendThreads = 128;
 
-// The attended set of a step: [0, n_sink) ∪ selected[0, n_sel) ∪ [tail, T).
-struct KeySet {
-  int n_sink, n_sel, tail, T;
-  __device__ int size() const { return n_sink + n_sel + (T - tail); }
-  __device__ int at(const int32_t* sel, int j) const {
-    return j < n_sink ? j : j < n_sink + n_sel ? sel[j - n_sink] : tail + (j - n_sink - n_sel);
-  }
-  // Its cache slot: a selected token's is stored with the selection (no page-table read).
-  __device__ int slot_at(const PagedKv& kv, const int32_t* slots, int j) const {
-    return j < n_sink ? kv_slot(kv, j) : j < n_sink + n_sel ? slots[j - n_sink] : kv_slot(kv, tail + (j - n_sink - n_sel));
-  }
-};
-
-__device__ KeySet key_set(const StepState& st) {
-  if (st.plan == kPlanDense) return {st.T, 0, st.T, st.T};
-  // A reused selection was made when the local window started earlier: the tokens that left the
-  // window since are attended too (as on the CPU).
-  return {st.c0, st.n_sel, max(st.sel_local_start, st.c0), st.T};
-}
-
 __global__ void write_key_set_kernel(const StepState* st, const int32_t* sel, int32_t* keys, int n) {
   pdl_wait();
   const KeySet ks = key_set(*st);
@@ -319,13 +299,12 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
   const int chunk = (n_keys + gridDim.x - 1) / gridDim.x;
   const int j0 = min(n_keys, int(blockIdx.x) * chunk), j1 = min(n_keys, j0 + chunk);
 
-  // Query row r (head g*G + r), rotated at the query's position (the last rank, or T - 1).
+  // Query row r (head g*G + r), already scaled and rotated at its position by the step launch.
   float qf[CH][8];
 #pragma unroll
   for (int i = 0; i < CH; ++i)
 #pragma unroll
-    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + (c + 4 * i) * 8 + e] * a.scale : 0.f;
-  rope_chunks<D>(qf, a.rope, a.remap ? n_keys - 1 : set.T - 1, c);
+    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + (c + 4 * i) * 8 + e] : 0.f;
   uint32_t qa[CH][2][2];
   pack_query<D>(qf, qa);
   __shared__ float4 sq[2 * CH][32];  // qf of every lane, for the relative rotation

@@ -34,6 +34,9 @@ struct LayerSelectBuffers {
   int32_t* selected = nullptr;
   float* selected_votes = nullptr;
   int32_t* selected_slots = nullptr;  // kv_slot of each: the attention skips the page table
+  // The step's query scaled and rotated at its position in the attention (its rank in the set,
+  // or T - 1), n_heads x head_dim: written by the step launch for the attention kernel.
+  float* query = nullptr;
 };
 
 // Sets T of n_layers step states to `T` (set) or adds `delta` (advance: one decode step).
@@ -60,15 +63,17 @@ struct StepKv {
 // per-head softmax statistics, soft vote and top-k of the candidates, written into the layer's
 // selection (positions ascending) and state. One cooperative launch of scratch.blocks (a step
 // that reuses its selection costs that launch only); with cfg.full, n_kv_heads plain blocks.
-// With `append`, the launch also stores the step's K/V. q (and every device array here) must
-// be 16-byte aligned, as cudaMalloc gives.
+// With `append`, the launch also stores the step's K/V; with `rope`, it writes layer.query (q
+// scaled and rotated for the attention kernel). q (and every device array here) must be 16-byte
+// aligned, as cudaMalloc gives.
 void launch_step(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads, float scale,
-                 const SelectConfig& cfg, const SelectScratch& scratch, const StepKv* append, cudaStream_t stream);
+                 const SelectConfig& cfg, const SelectScratch& scratch, const StepKv* append, const RopeTables* rope,
+                 cudaStream_t stream);
 // The selection's grid on this device: every block resident, a multiple of n_kv_heads.
 int select_blocks(int head_dim, int group, int n_kv_heads, int n_sms);
 
-// Split attention of the step's query (n_heads x head_dim, before RoPE) over the attended set
-// (the plan's: all of [0, T), or sinks + selection + [tail, T)); `splits` blocks per KV head
+// Split attention of the step's query over the attended set (the plan's: all of [0, T), or
+// sinks + selection + [tail, T)); `splits` blocks per KV head
 // write partial results into part_o (splits x n_heads x head_dim) and part_ml (splits x
 // n_heads), then a combine kernel writes out (n_heads x head_dim).
 struct AttendArgs {
@@ -76,9 +81,8 @@ struct AttendArgs {
   const StepState* state = nullptr;
   const int32_t* selected = nullptr;
   const int32_t* selected_slots = nullptr;
-  const float* q = nullptr;
+  const float* q = nullptr;  // scaled and rotated by the step launch (LayerSelectBuffers::query)
   int32_t n_heads = 0;
-  float scale = 1.f;
   RopeTables rope;
   int32_t remap = 1;
   int32_t splits = 1;

@@ -1,5 +1,5 @@
-// Device helpers shared by the decode kernels: paged-cache addressing, fp16 unpacking, RoPE
-// from the two-level tables, (max, sum) softmax statistics, and the tensor-core products with
+// Device helpers shared by the decode kernels: paged-cache addressing, a step's attended set,
+// fp16 unpacking, RoPE from the tables, (max, sum) softmax statistics, and the tensor-core products with
 // their fragment layouts.
 #pragma once
 #include <cuda_fp16.h>
@@ -26,6 +26,30 @@ __device__ __forceinline__ int64_t kv_slot_offset(const PagedKv& kv, int g, int 
 // Element offset of token t, KV head g.
 __device__ __forceinline__ int64_t kv_offset(const PagedKv& kv, int g, int t) {
   return kv_slot_offset(kv, g, kv_slot(kv, t));
+}
+
+// The attended set of a step: [0, n_sink) ∪ selected[0, n_sel) ∪ [tail, T).
+struct KeySet {
+  int n_sink, n_sel, tail, T;
+  // The set a plan attends, from the state's fields as the step launch leaves them.
+  __device__ static KeySet of(int plan, int T, int c0, int n_sel, int sel_local_start) {
+    if (plan == kPlanDense) return {T, 0, T, T};
+    // A reused selection was made when the local window started earlier: the tokens that left
+    // the window since are attended too (as on the CPU).
+    return {c0, n_sel, max(sel_local_start, c0), T};
+  }
+  __device__ int size() const { return n_sink + n_sel + (T - tail); }
+  __device__ int at(const int32_t* sel, int j) const {
+    return j < n_sink ? j : j < n_sink + n_sel ? sel[j - n_sink] : tail + (j - n_sink - n_sel);
+  }
+  // Its cache slot: a selected token's is stored with the selection (no page-table read).
+  __device__ int slot_at(const PagedKv& kv, const int32_t* slots, int j) const {
+    return j < n_sink ? kv_slot(kv, j) : j < n_sink + n_sel ? slots[j - n_sink] : kv_slot(kv, tail + (j - n_sink - n_sel));
+  }
+};
+
+__device__ __forceinline__ KeySet key_set(const StepState& st) {
+  return KeySet::of(st.plan, st.T, st.c0, st.n_sel, st.sel_local_start);
 }
 
 // Eight fp16 values held in 16 bytes, as floats.

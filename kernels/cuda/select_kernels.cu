@@ -49,6 +49,7 @@ struct StepArgs {
   SelectConfig cfg;
   SelectScratch s;
   StepKv append;  // .k null: nothing to store
+  RopeTables rope;  // .cs null: layer.query is not written
 };
 
 // The plan's cosine: q . fingerprint and both squared norms, summed in one block reduction.
@@ -76,13 +77,18 @@ union StepSmem {
   } compact;
 };
 
+// Whether the step attends all of [0, T): the dense baseline, or a context within the budget.
+__device__ __forceinline__ bool attends_all(const SelectConfig& cfg, int T) {
+  return cfg.full || T <= int64_t(cfg.n_init) + cfg.k + cfg.n_local;
+}
+
 // The step's plan: dense / reuse the cached selection / select. Every block computes it, with
 // the same arithmetic, so that the launch agrees without a barrier. The cosine's loads are
 // issued with the state's, before anything depends on either: on a reusing step the plan is
 // the whole launch, and its length is that of its chain of dependent reads.
 __device__ int plan_of(const StepArgs& a, int T, StepSmem& sm) {
   const SelectConfig& cfg = a.cfg;
-  const bool dense = T <= int64_t(cfg.n_init) + cfg.k + cfg.n_local;
+  const bool dense = attends_all(cfg, T);
   if (cfg.full) return kPlanDense;
   if (cfg.fresh || !cfg.cache) return dense ? kPlanDense : kPlanSelect;  // no cosine to compute
   const int fp_valid = a.layer.state->fp_valid;
@@ -106,6 +112,57 @@ __device__ int plan_of(const StepArgs& a, int T, StepSmem& sm) {
   __syncthreads();
   return plan;
 }
+
+// Block g < n_kv_heads turns its query heads for the attention kernel: q scaled and rotated at
+// the query's position in the attended set (LayerSelectBuffers::query), with the attention's
+// arithmetic. That position depends on the plan, so the (cos, sin) of both candidates (a reused
+// selection's set, a new one's) are loaded with q before the plan is known, and the turn after
+// it costs no further read.
+template <int D, int G>
+struct QueryTurn {
+  static constexpr int kPairs = (G * D / 2 + kThreads - 1) / kThreads;  // per thread
+  float2 x[kPairs], cs[2][kPairs];  // cs[0]: if the plan reuses the selection; cs[1]: otherwise
+
+  __device__ void load(const StepArgs& a, const StepState& st, int T, int c0, int n) {
+    const SelectConfig& cfg = a.cfg;
+    int pos[2] = {max(T - 1, 0), max(T - 1, 0)};  // a dense plan, or true positions
+    if (cfg.remap && !attends_all(cfg, T)) {
+      const int k_eff = min(cfg.k, n);
+      const KeySet reuse = KeySet::of(kPlanReuse, T, c0, st.n_sel, st.sel_local_start);
+      // As the selection leaves the state (n_sel, sel_local_start).
+      const KeySet fresh = KeySet::of(kPlanSelect, T, c0, k_eff, k_eff > 0 ? c0 + n : st.sel_local_start);
+      // A reused set is only a candidate: its state may be stale, so its position is kept in range.
+      pos[0] = min(max(reuse.size() - 1, 0), T - 1);
+      pos[1] = fresh.size() - 1;
+    }
+#pragma unroll
+    for (int k = 0; k < kPairs; ++k) {
+      const int p = threadIdx.x + k * kThreads;
+      if (p >= G * D / 2) break;
+      const int h = blockIdx.x * G + p / (D / 2), i = p % (D / 2);
+      const int e0 = a.rope.neox ? i : 2 * i, e1 = a.rope.neox ? i + D / 2 : 2 * i + 1;
+      x[k] = make_float2(a.q[h * D + e0] * a.scale, a.q[h * D + e1] * a.scale);
+#pragma unroll
+      for (int c = 0; c < 2; ++c)
+        cs[c][k] = __ldg(reinterpret_cast<const float2*>(a.rope.cs + int64_t(pos[c]) * D) + i);
+    }
+  }
+
+  __device__ void store(const StepArgs& a, int plan) const {
+    const bool reuse = plan == kPlanReuse;
+#pragma unroll
+    for (int k = 0; k < kPairs; ++k) {
+      const int p = threadIdx.x + k * kThreads;
+      if (p >= G * D / 2) break;
+      const int h = blockIdx.x * G + p / (D / 2), i = p % (D / 2);
+      const int e0 = a.rope.neox ? i : 2 * i, e1 = a.rope.neox ? i + D / 2 : 2 * i + 1;
+      float x0 = x[k].x, x1 = x[k].y;
+      rotate_pair(x0, x1, reuse ? cs[0][k] : cs[1][k]);
+      a.layer.query[h * D + e0] = x0;
+      a.layer.query[h * D + e1] = x1;
+    }
+  }
+};
 
 // Block b < n_kv_heads stores KV head b of the step's K/V at index T - 1.
 __device__ void append_kv(const StepKv& ap, int T) {
@@ -350,10 +407,14 @@ __global__ void __launch_bounds__(kThreads) step_kernel(StepArgs a) {
   __shared__ StepSmem sm;
   StepState* st = a.layer.state;
   const int T = st->T;
-  const int plan = plan_of(a, T, sm);
-  if (a.append.k && int(blockIdx.x) < a.kv.n_kv_heads) append_kv(a.append, T);
   const SelectConfig& cfg = a.cfg;
   const int c0 = min(cfg.n_init, T), n = max(c0, T - cfg.n_local) - c0;
+  const bool turns = a.rope.cs && int(blockIdx.x) < a.kv.n_kv_heads;
+  QueryTurn<D, G> turn;
+  if (turns) turn.load(a, *st, T, c0, n);
+  const int plan = plan_of(a, T, sm);
+  if (a.append.k && int(blockIdx.x) < a.kv.n_kv_heads) append_kv(a.append, T);
+  if (turns) turn.store(a, plan);
   if (plan != kPlanSelect) {
     if (blockIdx.x == 0 && threadIdx.x == 0) {
       st->plan = plan;
@@ -503,9 +564,11 @@ int select_blocks(int head_dim, int group, int n_kv_heads, int n_sms) {
 }
 
 void launch_step(const PagedKv& kv, const LayerSelectBuffers& layer, const float* q, int32_t n_heads, float scale,
-                 const SelectConfig& cfg, const SelectScratch& s, const StepKv* append, cudaStream_t stream) {
+                 const SelectConfig& cfg, const SelectScratch& s, const StepKv* append, const RopeTables* rope,
+                 cudaStream_t stream) {
   StepArgs a = step_args(kv, layer, q, n_heads, scale, cfg, s);
   if (append) a.append = *append;
+  if (rope) a.rope = *rope;
   dispatch_step(kv.head_dim, n_heads / kv.n_kv_heads, [&](auto dc, auto gc) {
     const auto kernel = step_kernel<decltype(dc)::value, decltype(gc)::value>;
     if (cfg.full)

@@ -40,7 +40,7 @@ class StepGraph {
       float* ql = q[size_t(l)];
       if (part == whole) att.attend(l, ql, out[size_t(l)]);
       if (part == plan_only) att.plan_and_select(l, ql);
-      if (part == attend_only) att.attend_planned(l, ql, out[size_t(l)]);
+      if (part == attend_only) att.attend_planned(l, out[size_t(l)]);
       if (part == score_only) att.score_only(l, ql);
     }
     check(cudaStreamEndCapture(s_, &g_), "cudaStreamEndCapture");

@@ -69,6 +69,7 @@ CudaDecodeAttention::CudaDecodeAttention(const CudaDecodeShape& s, const cuda::S
 
   const size_t hd = size_t(s.n_heads) * size_t(s.head_dim);
   fingerprints_ = DeviceBuffer<float>(hd * size_t(s.n_layers));
+  queries_ = DeviceBuffer<float>(hd * size_t(s.n_layers));
   const size_t k_max = size_t(std::max<int64_t>(1, std::min<int64_t>(cfg.k, s.capacity)));
   selected_ = DeviceBuffer<int32_t>(k_max * size_t(s.n_layers));
   selected_votes_ = DeviceBuffer<float>(k_max * size_t(s.n_layers));
@@ -159,8 +160,12 @@ cuda::RopeTables CudaDecodeAttention::rope_tables() const {
 cuda::LayerSelectBuffers CudaDecodeAttention::layer_buffers(int layer) const {
   const size_t hd = size_t(shape_.n_heads) * size_t(shape_.head_dim);
   const size_t k_max = selected_.size() / size_t(shape_.n_layers);
-  return {states_.get() + layer, fingerprints_.get() + hd * size_t(layer), selected_.get() + k_max * size_t(layer),
-          selected_votes_.get() + k_max * size_t(layer), selected_slots_.get() + k_max * size_t(layer)};
+  return {states_.get() + layer,
+          fingerprints_.get() + hd * size_t(layer),
+          selected_.get() + k_max * size_t(layer),
+          selected_votes_.get() + k_max * size_t(layer),
+          selected_slots_.get() + k_max * size_t(layer),
+          queries_.get() + hd * size_t(layer)};
 }
 
 void CudaDecodeAttention::copy_kv(int layer, uint16_t* k, uint16_t* v, int64_t n_tokens, int64_t host_capacity,
@@ -220,7 +225,7 @@ void CudaDecodeAttention::select_chunk(int layer, const float* qmean) {
   cuda::SelectConfig fresh = cfg_;
   fresh.fresh = 1;
   cuda::launch_step(kv(layer), layer_buffers(layer), qmean, shape_.n_heads, 1.f / std::sqrt(float(shape_.head_dim)),
-                    fresh, scratch_, nullptr, stream_);
+                    fresh, scratch_, nullptr, nullptr, stream_);
 }
 
 void CudaDecodeAttention::write_key_set(int layer, int32_t* keys, int64_t n) {
@@ -234,29 +239,26 @@ void CudaDecodeAttention::plan_splits(int64_t max_keys) {
 void CudaDecodeAttention::attend(int layer, const float* q_dev, float* out_dev, const float* k_dev,
                                  const float* v_dev, const cuda::RowQuantOut& out_q) {
   plan_and_select(layer, q_dev, k_dev, v_dev);
-  attend_planned(layer, q_dev, out_dev, out_q);
+  attend_planned(layer, out_dev, out_q);
 }
 
 void CudaDecodeAttention::plan_and_select(int layer, const float* q_dev, const float* k_dev, const float* v_dev) {
   const cuda::PagedKv kvl = kv(layer);
   const cuda::StepKv step{kvl, k_dev, v_dev};
+  const cuda::RopeTables rope = rope_tables();
   cuda::launch_step(kvl, layer_buffers(layer), q_dev, shape_.n_heads, 1.f / std::sqrt(float(shape_.head_dim)), cfg_,
-                    scratch_, k_dev ? &step : nullptr, stream_);
+                    scratch_, k_dev ? &step : nullptr, &rope, stream_);
 }
 
-void CudaDecodeAttention::attend_planned(int layer, const float* q_dev, float* out_dev,
-                                         const cuda::RowQuantOut& out_q) {
+void CudaDecodeAttention::attend_planned(int layer, float* out_dev, const cuda::RowQuantOut& out_q) {
   const cuda::LayerSelectBuffers lb = layer_buffers(layer);
-  const cuda::PagedKv kvl = kv(layer);
-  const float scale = 1.f / std::sqrt(float(shape_.head_dim));
   cuda::AttendArgs a;
-  a.kv = kvl;
+  a.kv = kv(layer);
   a.state = lb.state;
   a.selected = lb.selected;
   a.selected_slots = lb.selected_slots;
-  a.q = q_dev;
+  a.q = lb.query;
   a.n_heads = shape_.n_heads;
-  a.scale = scale;
   a.rope = rope_tables();
   a.remap = cfg_.full ? 0 : cfg_.remap;
   a.splits = splits_;

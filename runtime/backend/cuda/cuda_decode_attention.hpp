@@ -63,10 +63,10 @@ class CudaDecodeAttention {
   // Async, capturable.
   void attend(int layer, const float* q_dev, float* out_dev, const float* k_dev = nullptr,
               const float* v_dev = nullptr, const cuda::RowQuantOut& out_q = {});
-  // attend() in its two halves: the plan (and, when it says so, the selection), then the
-  // attention over the planned set.
+  // attend() in its two halves: the plan (and, when it says so, the selection; and the query
+  // turned for the attention), then the attention over the planned set.
   void plan_and_select(int layer, const float* q_dev, const float* k_dev = nullptr, const float* v_dev = nullptr);
-  void attend_planned(int layer, const float* q_dev, float* out_dev, const cuda::RowQuantOut& out_q = {});
+  void attend_planned(int layer, float* out_dev, const cuda::RowQuantOut& out_q = {});
   // A prefill chunk: the plan (no reuse) and, above the budget, the selection by the chunk's
   // mean query qmean (n_heads x head_dim); then the attended set as n cache indices (n as the
   // host computes it from T and the settings).
@@ -109,7 +109,7 @@ class CudaDecodeAttention {
   DeviceBuffer<float> rope_cs_;  // (capacity + 1) x head_dim / 2 x (cos, sin)
   DeviceBuffer<uint32_t> rope_offsets16_;  // its first kRopeOffsets rows in fp16 (RopeTables::offsets16)
   DeviceBuffer<cuda::StepState> states_;
-  DeviceBuffer<float> fingerprints_, selected_votes_;
+  DeviceBuffer<float> fingerprints_, selected_votes_, queries_;
   DeviceBuffer<int32_t> selected_, selected_slots_;
   DeviceBuffer<float> scores_, votes_, part_o_;
   DeviceBuffer<float2> partials_, part_ml_;
