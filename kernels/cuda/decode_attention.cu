@@ -2,8 +2,9 @@
 // straight from the paged cache: blockIdx.y is a KV head, whose K/V rows are read once for all
 // its query heads (GQA); blockIdx.x is a split, a contiguous slice of the attended set. Keys
 // are rotated with RoPE at their (remapped or true) positions on the fly, since the cache holds
-// them before RoPE; both products run on the tensor cores. Each split writes (max, sum) and an
-// unnormalised output per head; a combine kernel merges the splits.
+// them before RoPE (the query comes rotated and scaled from the step launch); both products run
+// on the tensor cores. Each split writes (max, sum) and an unnormalised output per head; a
+// combine kernel merges the splits.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
