@@ -65,6 +65,7 @@ struct Row {
   double miss8_ms, score8_gbps;  // scoring the keys' fp8 copy
   double hit_rate;
   double hit_plan_ms, hit_attend_ms;  // the hit step's two halves, timed apart
+  double miss_select_ms, miss8_select_ms, miss_attend_ms;  // the same for a miss (fp16, fp8 keys)
 };
 
 Row run(const ModelShape& m, int64_t T, int reps) {
@@ -88,7 +89,9 @@ Row run(const ModelShape& m, int64_t T, int reps) {
   const auto key_bytes = [&](int bytes) {
     return double(n_cand) * m.Hkv * m.D * bytes * layers + double(n_cand) * m.H * 4 * layers;
   };
-  Row r{m.name, T, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  Row r{};
+  r.shape = m.name;
+  r.T = T;
 
   auto time_step = [&](const ts::cuda::SelectConfig& c, int64_t max_keys, StepGraph::Part part) {
     att.set_config(c);
@@ -106,6 +109,8 @@ Row run(const ModelShape& m, int64_t T, int reps) {
   miss.cache = 0;
   const int64_t budget = cfg.n_init + cfg.k + cfg.n_local;
   r.miss_ms = time_step(miss, budget, StepGraph::whole);
+  r.miss_select_ms = time_step(miss, budget, StepGraph::plan_only);
+  r.miss_attend_ms = time_step(miss, budget, StepGraph::attend_only);
   r.hit_ms = time_step(cfg, budget, StepGraph::whole);  // same query each step: hits after the first
   const ts::CudaDecodeAttention::Stats st = att.stats();
   r.hit_plan_ms = time_step(cfg, budget, StepGraph::plan_only);
@@ -115,6 +120,7 @@ Row run(const ModelShape& m, int64_t T, int reps) {
   ts::cuda::SelectConfig miss8 = miss;
   miss8.fp8_keys = 1;
   r.miss8_ms = time_step(miss8, budget, StepGraph::whole);
+  r.miss8_select_ms = time_step(miss8, budget, StepGraph::plan_only);
   if (n_cand > 0) r.score8_gbps = key_bytes(1) / (time_step(miss8, T, StepGraph::score_only) * 1e-3) / 1e9;
   for (int l = 0; l < m.layers; ++l) {
     cudaFree(q[size_t(l)]);
@@ -179,5 +185,8 @@ int main(int argc, char** argv) {
                r.score8_gbps, 100 * r.score8_gbps / copy);
   fmt::print("\nTS hit step in two halves, timed apart (ms per step, all layers): plan and selection launch (returning after the plan) | attention\n");
   for (const Row& r : rows) fmt::print("  {} {}: {:.3f} | {:.3f}\n", r.shape, r.T, r.hit_plan_ms, r.hit_attend_ms);
+  fmt::print("\nTS miss step in parts, timed apart (ms per step, all layers): selection launch with fp16 keys | with fp8 keys | attention\n");
+  for (const Row& r : rows)
+    fmt::print("  {} {}: {:.3f} | {:.3f} | {:.3f}\n", r.shape, r.T, r.miss_select_ms, r.miss8_select_ms, r.miss_attend_ms);
   return 0;
 }
