@@ -205,18 +205,38 @@ __device__ void score_phase(const StepArgs& a, int c0, int n, StepSmem& sm) {
   float m = -INFINITY, sum = 0.f;  // head r's statistics over this lane's keys
   float* out = a.s.scores + int64_t(g * G + r) * a.s.capacity;
   const int tiles = (n + 7) / 8, step = nbx * kWarps * U;
+  // The cache slot (a page-table read) of row r of tile t; -1 past the candidates.
+  const auto row_slot = [&](int t) {
+    const int j = t * 8 + r;
+    return j < n ? kv_slot(kv, c0 + j) : -1;
+  };
+  // At d 128 the slots of the warp's next U tiles are read while this U are loaded and scored,
+  // so a step waits on one round of reads, not two (at d 64 the registers for it would cost a
+  // resident block per SM).
+  constexpr bool kAhead = D == 128;
+  int ahead[U];
+  if (kAhead) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) ahead[u] = row_slot((bx * kWarps + warp) * U + u);
+  }
   for (int t0 = (bx * kWarps + warp) * U; t0 < tiles; t0 += step) {
     uint4 raw[U][L];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int j = (t0 + u) * 8 + r;
-      const int64_t off = j < n ? kv_offset(kv, g, c0 + j) : 0;  // past n: no page to look up
+      const int slot = kAhead ? ahead[u] : row_slot(t0 + u);
+      const int64_t off = slot >= 0 ? kv_slot_offset(kv, g, slot) : 0;
 #pragma unroll
       for (int l = 0; l < L; ++l) {
         const void* p = F8 ? static_cast<const void*>(kv.k8 + off + 64 * l + 16 * c)
                            : static_cast<const void*>(kv.k + off + chunk(l) * 8);
-        raw[u][l] = j < n ? __ldg(static_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
+        // Keys are read once: evict-first (.cs), so that the scores written meanwhile stay in L2
+        // for the vote, which reads them back (NOTES, GPU v14).
+        raw[u][l] = slot >= 0 ? __ldcs(static_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
       }
+    }
+    if (kAhead) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) ahead[u] = row_slot(t0 + step + u);
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
