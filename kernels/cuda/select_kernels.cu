@@ -123,6 +123,19 @@ struct QueryTurn {
   static constexpr int kPairs = (G * D / 2 + kThreads - 1) / kThreads;  // per thread
   float2 x[kPairs], cs[2][kPairs];  // cs[0]: if the plan reuses the selection; cs[1]: otherwise
 
+  // The thread's k-th pair: its index i in the head and its two elements' offsets in q; false
+  // past the group's pairs.
+  struct Pair {
+    int i, o0, o1;
+  };
+  __device__ static bool pair(const StepArgs& a, int k, Pair& pr) {
+    const int p = threadIdx.x + k * kThreads;
+    if (p >= G * D / 2) return false;
+    const int h = blockIdx.x * G + p / (D / 2), i = p % (D / 2);
+    pr = {i, h * D + (a.rope.neox ? i : 2 * i), h * D + (a.rope.neox ? i + D / 2 : 2 * i + 1)};
+    return true;
+  }
+
   __device__ void load(const StepArgs& a, const StepState& st, int T, int c0, int n) {
     const SelectConfig& cfg = a.cfg;
     int pos[2] = {max(T - 1, 0), max(T - 1, 0)};  // a dense plan, or true positions
@@ -137,14 +150,12 @@ struct QueryTurn {
     }
 #pragma unroll
     for (int k = 0; k < kPairs; ++k) {
-      const int p = threadIdx.x + k * kThreads;
-      if (p >= G * D / 2) break;
-      const int h = blockIdx.x * G + p / (D / 2), i = p % (D / 2);
-      const int e0 = a.rope.neox ? i : 2 * i, e1 = a.rope.neox ? i + D / 2 : 2 * i + 1;
-      x[k] = make_float2(a.q[h * D + e0] * a.scale, a.q[h * D + e1] * a.scale);
+      Pair pr;
+      if (!pair(a, k, pr)) break;
+      x[k] = make_float2(a.q[pr.o0] * a.scale, a.q[pr.o1] * a.scale);
 #pragma unroll
       for (int c = 0; c < 2; ++c)
-        cs[c][k] = __ldg(reinterpret_cast<const float2*>(a.rope.cs + int64_t(pos[c]) * D) + i);
+        cs[c][k] = __ldg(reinterpret_cast<const float2*>(a.rope.cs + int64_t(pos[c]) * D) + pr.i);
     }
   }
 
@@ -152,14 +163,12 @@ struct QueryTurn {
     const bool reuse = plan == kPlanReuse;
 #pragma unroll
     for (int k = 0; k < kPairs; ++k) {
-      const int p = threadIdx.x + k * kThreads;
-      if (p >= G * D / 2) break;
-      const int h = blockIdx.x * G + p / (D / 2), i = p % (D / 2);
-      const int e0 = a.rope.neox ? i : 2 * i, e1 = a.rope.neox ? i + D / 2 : 2 * i + 1;
+      Pair pr;
+      if (!pair(a, k, pr)) break;
       float x0 = x[k].x, x1 = x[k].y;
       rotate_pair(x0, x1, reuse ? cs[0][k] : cs[1][k]);
-      a.layer.query[h * D + e0] = x0;
-      a.layer.query[h * D + e1] = x1;
+      a.layer.query[pr.o0] = x0;
+      a.layer.query[pr.o1] = x1;
     }
   }
 };
