@@ -3,6 +3,7 @@
 // row and the scatter of the output. RoPE as in the decode kernels (rope_cs2, rotate_pair).
 #include "decode_kernels.hpp"
 #include "device_common.cuh"
+#include "exact_math.cuh"
 #include "launch.cuh"
 #include "prefill_kernels.hpp"
 
@@ -125,6 +126,45 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
     pr[j] = j < visible ? to_half_bits(expf(__fmul_rn(sr[j], scale) - mx) * inv) : 0;
 }
 
+// The same row in the CPU's order (ExactOps::softmax): e = exp_poly(scaled - max) kept in s, the
+// folds of its blocks of 8 summed in double in block order (by one thread), p = e * float(1 / sum).
+__global__ void __launch_bounds__(kSoftmaxThreads)
+    softmax_exact_kernel(float* s, PrefillBlock b, PrefillSet set, int64_t ld, int64_t cols, float scale, uint16_t* p) {
+  pdl_wait();
+  __shared__ double part[kSoftmaxThreads];
+  __shared__ float inv_shared;
+  const int64_t row = blockIdx.x;
+  const int64_t visible = count_below(set, b.q_first + row % b.mb + 1);
+  float* sr = s + row * ld;
+  uint16_t* pr = p + row * ld;
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < visible; j += kSoftmaxThreads) mx = fmaxf(mx, __fmul_rn(sr[j], scale));
+  mx = block_reduce(mx, Max{});
+  double sum = 0;  // thread 0's
+  const int64_t blocks = (visible + 7) / 8;
+  for (int64_t b0 = 0; b0 < blocks; b0 += kSoftmaxThreads) {
+    const int64_t blk = b0 + threadIdx.x;
+    if (blk < blocks) {
+      float e[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const int64_t j = blk * 8 + u;
+        e[u] = j < visible ? exp_poly(__fsub_rn(__fmul_rn(sr[j], scale), mx)) : 0.f;
+        if (j < visible) sr[j] = e[u];
+      }
+      part[threadIdx.x] = double(fold8(e));
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+      for (int i = 0; i < int(min(int64_t(kSoftmaxThreads), blocks - b0)); ++i) sum += part[i];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) inv_shared = float(1.0 / sum);
+  __syncthreads();
+  const float inv = inv_shared;
+  for (int64_t j = threadIdx.x; j < cols; j += kSoftmaxThreads) pr[j] = j < visible ? to_half_bits(__fmul_rn(sr[j], inv)) : 0;
+}
+
 // One thread per 4 outputs, in out's order.
 __global__ void scatter_kernel(const float* o, PrefillBlock b, float* out) {
   pdl_wait();
@@ -157,6 +197,12 @@ void launch_prefill_softmax(const float* s, const PrefillBlock& b, const Prefill
                             float scale, uint16_t* p, cudaStream_t stream) {
   launch(softmax_kernel, unsigned(b.n_heads * b.mb), kSoftmaxThreads, 0, stream, s, b, set, ld, cols, scale, p);
   check(cudaGetLastError(), "prefill softmax_kernel");
+}
+
+void launch_prefill_softmax_exact(float* s, const PrefillBlock& b, const PrefillSet& set, int64_t ld, int64_t cols,
+                                  float scale, uint16_t* p, cudaStream_t stream) {
+  launch(softmax_exact_kernel, unsigned(b.n_heads * b.mb), kSoftmaxThreads, 0, stream, s, b, set, ld, cols, scale, p);
+  check(cudaGetLastError(), "prefill softmax_exact_kernel");
 }
 
 void launch_prefill_scatter(const float* o, const PrefillBlock& b, float* out, cudaStream_t stream) {

@@ -45,6 +45,11 @@ void launch_prefill_queries(const float* q, const PrefillBlock& b, const RopeTab
 void launch_prefill_softmax(const float* s, const PrefillBlock& b, const PrefillSet& set, int64_t ld, int64_t cols,
                             float scale, uint16_t* p, cudaStream_t stream);
 
+// The same in the CPU's operation order, bit for bit (ExactOps::softmax: polynomial exp, blocks
+// of 8 summed in double in order); leaves the unnormalised exponentials in s.
+void launch_prefill_softmax_exact(float* s, const PrefillBlock& b, const PrefillSet& set, int64_t ld, int64_t cols,
+                                  float scale, uint16_t* p, cudaStream_t stream);
+
 // out[i][h][:] = o[h][i][:] (f32), for the block's mb queries.
 void launch_prefill_scatter(const float* o, const PrefillBlock& b, float* out, cudaStream_t stream);
 

@@ -1,6 +1,7 @@
 // The CUDA matrix products over GGUF weights (cuda/matmul_kernels.hpp) against the CPU kernels
 // (cpu/quant.hpp), for every weight type: activation quantisation byte for byte, the GEMV for
-// 1, 3, 8 and 21 activation rows (also with the activations staged in chunks), the decode
+// 1, 3, 8 and 21 activation rows (also with the activations staged in chunks), the prefill
+// product in the CPU's order bit for bit (32-element block types), the decode
 // launch over three weights at once, fp16 dequantisation and the row lookup exactly, and the
 // fp16 conversion. Skips without a GPU.
 #include <cuda_runtime.h>
@@ -18,6 +19,7 @@
 #include "backend/cuda/device_buffer.hpp"
 #include "cpu/blocks.hpp"
 #include "cpu/quant.hpp"
+#include "cuda/exact_kernels.hpp"
 #include "cuda/matmul_kernels.hpp"
 #include "cuda_test_support.hpp"
 #include "util/fp16.hpp"
@@ -173,6 +175,36 @@ TEST(CudaMatmul, GemvMatchesCpu) {
   for (GgmlType t : kTypes)
     for (int64_t n : sizes(t))
       for (int64_t m : {1, 3, 8, 21}) check_gemv(t, n, m);  // 21: two groups of 8 side by side, then 5
+}
+
+// launch_gemv_exact against the CPU's prefill tiles (kernels::matmul_tile), bit for bit, for m
+// activation rows: 2 and 13 (one chunk of the CPU's min-term pass, its last rows unfused), 133
+// and 300 (chunks of 128 and a shorter one).
+TEST(CudaMatmul, GemvExactEqualsCpuTiles) {
+  TS_SKIP_WITHOUT_GPU();
+  if (std::string(kernels::active_isa()) != "avx2") GTEST_SKIP() << "the exact order is the CPU's AVX2 tiles'";
+  for (GgmlType t : kTypes) {
+    if (!cuda::gemv_exact_supports(t)) continue;
+    for (int64_t n : sizes(t))
+      for (int64_t m : {2, 13, 133, 300}) {
+        SCOPED_TRACE(name(t, n) + " m " + std::to_string(m));
+        const std::vector<uint8_t> w = random_weights(t, n, kRows, uint32_t(3 * n + m));
+        const std::vector<uint8_t> a = cpu_quantize(t, activations(m, n, uint32_t(5 * n + m)), m, n);
+        const size_t rb = size_t(row_bytes(t, n)), ab = kernels::act_row_bytes(t, n);
+        const int64_t ldy = kRows + 3;
+        std::vector<float> want(size_t(m * ldy), -7777.f);
+        kernels::matmul_tile(t, n, w.data(), rb, 0, kRows, a.data(), ab, m, want.data(), ldy);
+        const DeviceBuffer<uint8_t> wd = upload(w), ad = upload(a);
+        DeviceBuffer<float> yd = upload(std::vector<float>(size_t(m * ldy), -7777.f));
+        cuda::launch_gemv_exact(t, wd.get(), rb, n, kRows, ad.get(), m, yd.get(), ldy, nullptr);
+        const std::vector<float> got = download(yd);
+        int64_t differ = 0, first = -1;
+        for (size_t i = 0; i < got.size(); ++i)
+          if (std::memcmp(&got[i], &want[i], 4) != 0 && differ++ == 0) first = int64_t(i);
+        EXPECT_EQ(differ, 0) << "first at act " << first / ldy << " row " << first % ldy << ": "
+                             << (first >= 0 ? got[size_t(first)] : 0.f) << " vs " << (first >= 0 ? want[size_t(first)] : 0.f);
+      }
+  }
 }
 
 // The decode launch: three weights of one type in one launch_gemv_row, the first with more rows

@@ -1,8 +1,8 @@
 // The whole default model on the CUDA backend against the CPU backend (the reference): logits of
-// every position of the llama.cpp golden prompts (dense attention, prefill path), one-token decode
-// steps (GEMV kernels, decode attention, CUDA graph replay), TokenSelect with a small budget so
-// that selection runs on a 2k-token prompt, and session state files between the devices. Skips
-// without a GPU or the model.
+// every position of the llama.cpp golden prompts (dense attention, prefill path, in the CPU's
+// operation order), one-token decode steps (GEMV kernels, decode attention, CUDA graph replay),
+// TokenSelect with a small budget so that selection runs on a 2k-token prompt, and session state
+// files between the devices. Skips without a GPU or the model.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 
 #include "../e2e/e2e_support.hpp"
 #include "backend/cuda/cuda_decode_attention.hpp"
+#include "cpu/quant.hpp"
 #include "engine/session_state.hpp"
 
 namespace ts {
@@ -111,13 +112,15 @@ TEST_F(CudaModel, LogitsMatchCpu) {
               "max |diff| of the CPU's top logit %.4f\n",
               (long long)c.positions, 100 * agree, 100.0 * double(c.clear_same) / double(c.clear), (long long)c.clear,
               c.max_diff);
-  // Measured on an H200: 97.15% and 1,992 of 1,995 clear decisions. Every operation matches the
-  // CPU to its last bits or nearly (tests above), but 8-bit activations turn any last-bit
-  // difference into a whole quantisation step downstream, so near-ties flip (the CPU with fp16
-  // keys against llama.cpp, one key rounding apart, agrees on 97.4%). Bounds that a wrong
-  // kernel fails: a race in the weight uploads gave 96.5% and 98.9% of clear decisions.
-  EXPECT_GE(agree, 0.96);
-  EXPECT_GE(double(c.clear_same), 0.995 * double(c.clear));
+  // With 8-bit activations any last-bit difference becomes a whole quantisation step downstream
+  // and near-ties flip (~97% whatever the precision: the tensor-core path sat at 97.15%, the CPU
+  // with fp16 keys against llama.cpp at 97.4%). Small models therefore run prefill in the CPU's
+  // operation order (cuda/exact_kernels.hpp): measured on an H200, every position agrees and
+  // the CPU's top logits are equal to 4 decimals. The CPU's order is its AVX2 kernels'.
+  if (std::string(kernels::active_isa()) != "avx2") GTEST_SKIP() << "the CPU reference is not its AVX2 build";
+  EXPECT_GE(agree, 0.98);
+  EXPECT_EQ(c.clear_same, c.clear);
+  EXPECT_LE(c.max_diff, 1e-4);
 }
 
 // One-token steps (GEMV kernels, decode attention, CUDA graph replay), teacher-forced with the

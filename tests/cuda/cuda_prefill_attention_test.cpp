@@ -1,12 +1,14 @@
 // The CUDA prefill (chunk) attention against CpuBackend::attention: dense and sparse attended
 // sets, remapped and true RoPE positions, both RoPE pairings, group sizes 3, 4 and 8, an
-// identity and a shuffled page table, and query sub-blocks forced by small scratch budgets; and
-// the causal softmax kernel alone. Skips without a GPU.
+// identity and a shuffled page table, and query sub-blocks forced by small scratch budgets, on
+// the tensor cores (close) and in the CPU's order (bit for bit); and the causal softmax kernel
+// alone. Skips without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <string>
@@ -145,6 +147,13 @@ double max_abs_error(const std::vector<float>& a, const std::vector<float>& b) {
   return e;
 }
 
+// Outputs whose bits differ.
+int64_t differing_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  int64_t n = 0;
+  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], 4) != 0;
+  return n;
+}
+
 TEST(CudaPrefillAttention, MatchesCpu) {
   TS_SKIP_WITHOUT_GPU();
   for (const Shape& s : {kSmol, kQwenLike, kGroup8}) {
@@ -166,20 +175,28 @@ TEST(CudaPrefillAttention, MatchesCpu) {
       }
       att.upload_kv(0, kv.k.data(), kv.v.data(), kHostTokens, kHostTokens);
       // 1 GiB: one sub-block; 1 MiB: several, the last one shorter; 1 byte: one query each.
-      for (size_t scratch : {size_t(1) << 30, size_t(1) << 20, size_t(1)}) {
-        CudaPrefillAttention pf(att.stream(), scratch);
-        for (size_t c = 0; c < cases.size(); ++c)
-          EXPECT_LE(max_abs_error(gpu_attention(att, pf, cases[c]), refs[c]), 2e-3)
-              << cases[c].name << ", H " << s.H << " Hkv " << s.Hkv << " D " << s.D << ", pages "
-              << (shuffled ? "shuffled" : "in order") << ", scratch " << scratch;
-      }
+      for (bool cpu_order : {false, true})
+        for (size_t scratch : {size_t(1) << 30, size_t(1) << 20, size_t(1)}) {
+          CudaPrefillAttention pf(att.stream(), cpu_order, scratch);
+          for (size_t c = 0; c < cases.size(); ++c) {
+            const std::vector<float> got = gpu_attention(att, pf, cases[c]);
+            const std::string what = cases[c].name + ", H " + std::to_string(s.H) + " Hkv " + std::to_string(s.Hkv) +
+                                     " D " + std::to_string(s.D) + ", pages " + (shuffled ? "shuffled" : "in order") +
+                                     ", scratch " + std::to_string(scratch);
+            if (cpu_order)
+              EXPECT_EQ(differing_bits(got, refs[c]), 0) << what << " (CPU order), max |error| "
+                                                        << max_abs_error(got, refs[c]);
+            else
+              EXPECT_LE(max_abs_error(got, refs[c]), 2e-3) << what;
+          }
+        }
     }
   }
 }
 
 TEST(CudaPrefillAttention, RejectsUnsupportedShapes) {
   TS_SKIP_WITHOUT_GPU();
-  CudaPrefillAttention pf(nullptr);
+  CudaPrefillAttention pf(nullptr, false);
   PrefillAttentionArgs a;
   a.m = 1;
   a.n_keys = 1;

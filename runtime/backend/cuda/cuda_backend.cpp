@@ -17,6 +17,7 @@
 #include "backend/cuda/device_buffer.hpp"
 #include "cpu/quant.hpp"
 #include "cuda/elementwise_kernels.hpp"
+#include "cuda/exact_kernels.hpp"
 #include "cuda/matmul_kernels.hpp"
 #include "util/error.hpp"
 
@@ -59,7 +60,8 @@ class Pinned {
 constexpr size_t kTileBytes = size_t(128) << 20;  // dequantised fp16 weight rows per GEMM
 // Rows of at least this many inputs go through cuBLAS's fp16 tensor-core GEMM in a prefill
 // chunk; smaller ones (small models, bound by latency more than arithmetic) keep the CPU's
-// 8-bit activations and per-block integer arithmetic, so their logits track the CPU's.
+// 8-bit activations and its operation order (exact_kernels.hpp), as does the prefill attention
+// of models whose attention is that narrow, so that their logits equal the CPU's.
 constexpr int64_t kTensorCoreMinInputs = 2048;
 
 cuda::SelectConfig to_kernels(const DeviceSelectConfig& c) {
@@ -85,7 +87,7 @@ class CudaBackend final : public Backend, public DeviceAttention {
       : shape_(s),
         k_max_(cfg.k),
         attn_(CudaDecodeShape{s.n_layers, s.n_heads, s.n_kv_heads, s.head_dim, s.capacity, s.rope}, to_kernels(cfg)),
-        prefill_(attn_.stream()) {
+        prefill_(attn_.stream(), int64_t(s.n_heads) * s.head_dim < kTensorCoreMinInputs) {
     stream_ = attn_.stream();
     cublas_check(cublasCreate(&blas_), "cublasCreate");
     cublas_check(cublasSetStream(blas_, stream_), "cublasSetStream");
@@ -154,7 +156,10 @@ class CudaBackend final : public Backend, public DeviceAttention {
         i += k;
         continue;
       }
-      cuda::launch_gemv(w.type, device_weight(w), w.row_bytes, w.n_in, w.n_out, act, m, ys[i], w.n_out, stream_);
+      if (w.n_in < kTensorCoreMinInputs && cuda::gemv_exact_supports(w.type))
+        cuda::launch_gemv_exact(w.type, device_weight(w), w.row_bytes, w.n_in, w.n_out, act, m, ys[i], w.n_out, stream_);
+      else
+        cuda::launch_gemv(w.type, device_weight(w), w.row_bytes, w.n_in, w.n_out, act, m, ys[i], w.n_out, stream_);
       ++i;
     }
   }

@@ -1,5 +1,6 @@
 // CudaPrefillAttention: gather the set once, then per query sub-block rotate the queries,
-// S = Q . K^T (cuBLAS), masked softmax into fp16 P, O = P . V (cuBLAS), scatter O to the output.
+// S = Q . K^T, masked softmax into fp16 P, O = P . V (cuBLAS, or the CPU's lane chains), scatter
+// O to the output.
 #include "backend/cuda/cuda_prefill_attention.hpp"
 
 #include <cuda_runtime.h>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "cuda/decode_kernels.hpp"
+#include "cuda/exact_kernels.hpp"
 #include "cuda/prefill_kernels.hpp"
 
 namespace ts {
@@ -20,6 +22,10 @@ void check_cublas(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) throw std::runtime_error(std::string(what) + ": " + cublasGetStatusString(s));
 }
 
+// The CPU's order costs CUDA-core products and a serial sum per score row: sets past this many
+// keys (dense attention over long contexts) take the tensor cores.
+constexpr int64_t kCpuOrderMaxKeys = 8192;
+
 int to_int(int64_t x) {
   if (x > INT_MAX) throw std::runtime_error("CUDA prefill attention: a product dimension exceeds int");
   return int(x);
@@ -27,8 +33,8 @@ int to_int(int64_t x) {
 
 }  // namespace
 
-CudaPrefillAttention::CudaPrefillAttention(cudaStream_t stream, size_t scratch_bytes)
-    : stream_(stream), scratch_bytes_(scratch_bytes) {
+CudaPrefillAttention::CudaPrefillAttention(cudaStream_t stream, bool cpu_order, size_t scratch_bytes)
+    : stream_(stream), cpu_order_(cpu_order), scratch_bytes_(scratch_bytes) {
   check_cublas(cublasCreate(&cublas_), "cublasCreate");
   try {
     check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
@@ -90,24 +96,35 @@ void CudaPrefillAttention::run(const PrefillAttentionArgs& a) {
     const int rows = to_int(G * b.mb);  // KV head g's rows of Qg, S, P, O: (g * G + r) * mb + i
     cuda::launch_prefill_queries(a.q + size_t(i0) * row, b, a.rope, set, qg_.get(), stream_);
 
-    // S = Q . K^T, row-major rows x ld, is column-major ld x rows: S^T = K . Q^T. Kg row-major
-    // (n_pad x D) reads column-major as K^T (D x n_pad), hence op T; Qg row-major (rows x D)
-    // reads as Q^T (D x rows), op N.
-    check_cublas(cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, D, &one, kg_.get(),
-                                            CUDA_R_16F, D, kv_stride, qg_.get(), CUDA_R_16F, D,
-                                            (long long)(rows) * D, &zero, s_.get(), CUDA_R_32F, ld,
-                                            (long long)(rows) * ld, Hkv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmStridedBatchedEx (Q.K^T)");
-    cuda::launch_prefill_softmax(s_.get(), b, set, ld, cols, a.scale, p_.get(), stream_);
+    if (cpu_order_ && a.n_keys <= kCpuOrderMaxKeys) {
+      // ExactOps::dot_lanes8 as the CPU's tiles use it: S[row][key] over the head dimension with
+      // the keys as A; O[row][x] over the keys with V^T (column-major Vg) as A.
+      const long long rows_d = (long long)(rows) * D, rows_ld = (long long)(rows) * ld;
+      cuda::launch_lanes8_products({kg_.get(), kv_stride, D, 1, qg_.get(), rows_d, D, s_.get(), rows_ld, ld}, cols,
+                                   rows, D, Hkv, stream_);
+      cuda::launch_prefill_softmax_exact(s_.get(), b, set, ld, cols, a.scale, p_.get(), stream_);
+      cuda::launch_lanes8_products({vg_.get(), kv_stride, 1, D, p_.get(), rows_ld, ld, o_.get(), rows_d, D}, D, rows,
+                                   cols, Hkv, stream_);
+    } else {
+      // S = Q . K^T, row-major rows x ld, is column-major ld x rows: S^T = K . Q^T. Kg row-major
+      // (n_pad x D) reads column-major as K^T (D x n_pad), hence op T; Qg row-major (rows x D)
+      // reads as Q^T (D x rows), op N.
+      check_cublas(cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, D, &one, kg_.get(),
+                                              CUDA_R_16F, D, kv_stride, qg_.get(), CUDA_R_16F, D,
+                                              (long long)(rows) * D, &zero, s_.get(), CUDA_R_32F, ld,
+                                              (long long)(rows) * ld, Hkv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "cublasGemmStridedBatchedEx (Q.K^T)");
+      cuda::launch_prefill_softmax(s_.get(), b, set, ld, cols, a.scale, p_.get(), stream_);
 
-    // O = P . V, row-major rows x D, is column-major D x rows: O^T = V^T . P^T. Vg row-major
-    // (n_pad x D) reads as V^T (D x n_pad) and P row-major (rows x ld) as P^T (ld x rows): both
-    // op N, summed over the first `cols` keys.
-    check_cublas(cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, D, rows, cols, &one, vg_.get(),
-                                            CUDA_R_16F, D, kv_stride, p_.get(), CUDA_R_16F, ld,
-                                            (long long)(rows) * ld, &zero, o_.get(), CUDA_R_32F, D,
-                                            (long long)(rows) * D, Hkv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmStridedBatchedEx (P.V)");
+      // O = P . V, row-major rows x D, is column-major D x rows: O^T = V^T . P^T. Vg row-major
+      // (n_pad x D) reads as V^T (D x n_pad) and P row-major (rows x ld) as P^T (ld x rows): both
+      // op N, summed over the first `cols` keys.
+      check_cublas(cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, D, rows, cols, &one, vg_.get(),
+                                              CUDA_R_16F, D, kv_stride, p_.get(), CUDA_R_16F, ld,
+                                              (long long)(rows) * ld, &zero, o_.get(), CUDA_R_32F, D,
+                                              (long long)(rows) * D, Hkv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "cublasGemmStridedBatchedEx (P.V)");
+    }
     cuda::launch_prefill_scatter(o_.get(), b, a.out + size_t(i0) * row, stream_);
   }
 }

@@ -1,6 +1,8 @@
 // Prefill (chunk) attention on the GPU: m queries over an attended set of the paged fp16 cache,
-// both products on the tensor cores through cuBLAS, with the CPU backend's contract and
-// rounding (AttentionArgs; fp16 rotated keys and queries, fp16 normalised probabilities).
+// with the CPU backend's contract and rounding (AttentionArgs; fp16 rotated keys and queries,
+// fp16 normalised probabilities). Both products run on the tensor cores through cuBLAS, or, in
+// the CPU's order (cpu_order) over sets of up to 8,192 keys, on the CUDA cores with the CPU's
+// bits (exact_kernels.hpp).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -31,7 +33,7 @@ class CudaPrefillAttention {
  public:
   // scratch_bytes: most device memory the score matrices may take at once; queries are
   // processed in sub-blocks that fit (one query at least).
-  CudaPrefillAttention(cudaStream_t stream, size_t scratch_bytes = size_t(1) << 30);
+  CudaPrefillAttention(cudaStream_t stream, bool cpu_order, size_t scratch_bytes = size_t(1) << 30);
   ~CudaPrefillAttention();
   CudaPrefillAttention(const CudaPrefillAttention&) = delete;
   CudaPrefillAttention& operator=(const CudaPrefillAttention&) = delete;
@@ -44,6 +46,7 @@ class CudaPrefillAttention {
   void grow(DeviceBuffer<T>& b, size_t n, size_t cap);
 
   cudaStream_t stream_;
+  bool cpu_order_;
   size_t scratch_bytes_;
   cublasHandle_t cublas_ = nullptr;
   DeviceBuffer<uint16_t> kg_, vg_;  // gathered set: n_kv_heads x n_pad x head_dim
