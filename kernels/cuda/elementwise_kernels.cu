@@ -12,6 +12,7 @@
 #include "decode_kernels.hpp"
 #include "device_common.cuh"
 #include "elementwise_kernels.hpp"
+#include "exact_math.cuh"
 #include "launch.cuh"
 #include "quantize_q8.cuh"
 
@@ -98,26 +99,6 @@ __global__ void add_kernel(float* y, const float* x, int64_t n) {
   pdl_wait();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     y[i] += x[i];
-}
-
-// exp(x) exactly as kernels/cpu/exact_ops_impl.inc's exp_poly (llama.cpp's constants).
-__device__ float exp_poly(float x) {
-  const float r = 0x1.8p23f;
-  const float z = fmaf(x, 0x1.715476p+0f, r);
-  const float n = z - r;
-  const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-  const uint32_t e = __float_as_uint(z) << 23;
-  const float k = __uint_as_float(e + __float_as_uint(1.f));
-  const float u = b * b;
-  const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
-                       0x1.ffffecp-1f * b);
-  const float an = fabsf(n);
-  if (!(an > 126.f)) return fmaf(j, k, k);
-  const uint32_t g = n <= 0.f ? 0x82000000u : 0u;
-  const float s1 = __uint_as_float(g + 0x7f000000u);
-  if (an > 192.f) return s1 * s1;
-  const float s2 = __uint_as_float(e - g);
-  return fmaf(s2, j, s2) * s1;
 }
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + exp_poly(0.f - g)) * u; }
