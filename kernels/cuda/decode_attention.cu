@@ -72,24 +72,45 @@ __device__ __forceinline__ int slot_at(const AttendArgs& a, const KeySet& set, i
   return j >= j1 ? 0 : Contiguous ? kv_slot(a.kv, j) : set.slot_at(a.kv, a.selected_slots, j);
 }
 
-// Starts copying the tile at base into st (keys past j1 as zeros); returns key r's RoPE
-// position.
-template <int D, bool Contiguous>
-__device__ __forceinline__ int stage_tile(const AttendArgs& a, const KeySet& set, int base, int j1, int g,
+// A warp's pair of tiles (16 keys from base): lane l holds key (l & 15)'s row offset in the
+// cache (KV head g) and its RoPE position, found once for the pair; each tile's lanes take
+// theirs by shuffles. Looking them up per lane and tile (three slots a lane: its key row and two
+// value rows) made the addressing the largest part of a tile's instructions.
+struct PairRows {
+  int64_t off;
+  int pos;
+};
+
+template <bool Contiguous>
+__device__ __forceinline__ PairRows pair_rows(const AttendArgs& a, const KeySet& set, int base, int j1, int g) {
+  const int j = base + (threadIdx.x & 15);
+  return {kv_slot_offset(a.kv, g, slot_at<Contiguous>(a, set, j, j1)),
+          j >= j1 ? 0 : a.remap || Contiguous ? j : set.at(a.selected, j)};
+}
+
+__device__ __forceinline__ int64_t shfl_offset(int64_t x, int lane) {
+  return __shfl_sync(0xffffffffu, static_cast<long long>(x), lane);
+}
+
+// Starts copying tile t (0, 1) of the pair into st, its first key at base (keys past j1 as
+// zeros); returns key r's RoPE position. Every lane of the warp calls it.
+template <int D>
+__device__ __forceinline__ int stage_tile(const AttendArgs& a, const PairRows& rows, int t, int base, int j1,
                                           Stage<D>& st) {
   const int lane = threadIdx.x & 31, r = lane / 4, c = lane % 4;
+  const uint16_t* kp = a.kv.k + shfl_offset(rows.off, 8 * t + r);
+  const int pos = __shfl_sync(0xffffffffu, rows.pos, 8 * t + r);
   const int j = base + r;
-  const uint16_t* kp = a.kv.k + kv_slot_offset(a.kv, g, slot_at<Contiguous>(a, set, j, j1));
 #pragma unroll
   for (int i = 0; i < D / 32; ++i) cp_async16(&st.k[i][lane], kp + (c + 4 * i) * 8, j < j1);
 #pragma unroll
   for (int x = 0; x < 2; ++x) {
     const int jv = base + 2 * c + x;
-    const uint16_t* vp = a.kv.v + kv_slot_offset(a.kv, g, slot_at<Contiguous>(a, set, jv, j1)) + r * (D / 8);
+    const uint16_t* vp = a.kv.v + shfl_offset(rows.off, 8 * t + 2 * c + x) + r * (D / 8);
 #pragma unroll
     for (int w = 0; w < D / 64; ++w) cp_async16(&st.v[x][w][lane], reinterpret_cast<const uint4*>(vp) + w, jv < j1);
   }
-  return j >= j1 ? 0 : a.remap || Contiguous ? j : set.at(a.selected, j);
+  return pos;
 }
 
 template <int D>
@@ -193,8 +214,10 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
   const auto tile_at = [&](int it) { return j0 + 8 * (2 * warp + (it & 1)) + 16 * NW * (it >> 1); };
   int base = tile_at(0);
   int pos = 0;
+  PairRows rows{0, 0};
   if (base < j1) {
-    pos = stage_tile<D, Contiguous>(a, set, base, j1, g, stage[0]);
+    rows = pair_rows<Contiguous>(a, set, base, j1, g);
+    pos = stage_tile<D>(a, rows, 0, base, j1, stage[0]);
     stage_row(base, stage[0]);
   }
   cp_async_commit();
@@ -203,8 +226,9 @@ __device__ __forceinline__ void attend_keys(const AttendArgs& a, const KeySet& s
     if (Relative) __syncwarp();  // every lane has read the row that the next pair's overwrites
     int pos_next = 0;
     if (next < j1) {
-      pos_next = stage_tile<D, Contiguous>(a, set, next, j1, g, stage[(it + 1) & 1]);
-      if ((it & 1) == 1) stage_row(next, stage[(it + 1) & 1]);  // a pair's first tile
+      if ((it & 1) == 1) rows = pair_rows<Contiguous>(a, set, next, j1, g);  // a pair's first tile
+      pos_next = stage_tile<D>(a, rows, (it + 1) & 1, next, j1, stage[(it + 1) & 1]);
+      if ((it & 1) == 1) stage_row(next, stage[(it + 1) & 1]);
     }
     cp_async_commit();
     cp_async_wait<1>();  // this tile's copies (the lane's own) have landed
@@ -305,7 +329,14 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
 #pragma unroll
   for (int i = 0; i < CH; ++i)
 #pragma unroll
-    for (int e = 0; e < 8; ++e) qf[i][e] = r < G ? a.q[(g * G + r) * D + (c + 4 * i) * 8 + e] : 0.f;
+    for (int e = 0; e < 8; e += 4) {
+      const float4 v = r < G ? *reinterpret_cast<const float4*>(a.q + (g * G + r) * D + (c + 4 * i) * 8 + e)
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
+      qf[i][e] = v.x;
+      qf[i][e + 1] = v.y;
+      qf[i][e + 2] = v.z;
+      qf[i][e + 3] = v.w;
+    }
   uint32_t qa[CH][2][2];
   pack_query<D>(qf, qa);
   __shared__ float4 sq[2 * CH][32];  // qf of every lane, for the relative rotation
@@ -322,11 +353,15 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
 #pragma unroll
   for (int s = 0; s < VW; ++s) o[s][0] = o[s][1] = o[s][2] = o[s][3] = 0.f;
 
-  // Per warp: two tile stages while attending, its rows of the merge afterwards.
+  // Per warp: two tile stages while attending, its rows of the merge afterwards. Dim d of a row
+  // sits at column d + d / (D / 8), rows kRow apart: the 32 lanes' stores below (lane (r, c):
+  // head 2c (+1), dims r D/8 + 2s (+1)) then fall in 32 distinct banks (16-way conflicts without).
+  constexpr int kRow = D == 128 ? 140 : 84;
+  const auto col = [](int d) { return d + d / (D / 8); };
   struct WarpSmem {
     union {
       Stage<D> stage[2];
-      float o[8][D];
+      float o[8][kRow];
     };
   };
   __shared__ WarpSmem wsm[NW];
@@ -347,7 +382,7 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
   }
 #pragma unroll
   for (int s = 0; s < VW; ++s) {
-    const int d0 = r * (D / 8) + 2 * s;
+    const int d0 = col(r * (D / 8) + 2 * s);
     wsm[warp].o[2 * c][d0] = o[s][0];
     wsm[warp].o[2 * c + 1][d0] = o[s][1];
     wsm[warp].o[2 * c][d0 + 1] = o[s][2];
@@ -364,7 +399,7 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
         if (sm_ml[w][hh][0] == -INFINITY) continue;
         const float wt = __expf(sm_ml[w][hh][0] - mm);
         ll += sm_ml[w][hh][1] * wt;
-        acc += wsm[w].o[hh][e] * wt;
+        acc += wsm[w].o[hh][col(e)] * wt;
       }
     const int64_t row = int64_t(blockIdx.x) * a.n_heads + g * G + hh;
     a.part_o[row * D + e] = acc;
