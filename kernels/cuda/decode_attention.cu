@@ -374,8 +374,10 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
   l += __shfl_xor_sync(0xffffffffu, l, 1);
   l += __shfl_xor_sync(0xffffffffu, l, 2);
 
-  // Merge the warps through shared memory.
+  // Merge the warps through shared memory: per head, the warps' maximum and weights are found
+  // once (threads < G), then every output element sums the warps' rows with them.
   __shared__ float sm_ml[NW][8][2];
+  __shared__ float sm_wt[NW][8], sm_head[8][2];  // exp(m_w - max) per warp and head; (max, sum)
   if (c == 0) {
     sm_ml[warp][r][0] = m;
     sm_ml[warp][r][1] = l;
@@ -389,21 +391,29 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
     wsm[warp].o[2 * c + 1][d0 + 1] = o[s][3];
   }
   __syncthreads();
+  if (threadIdx.x < G) {
+    const int hh = threadIdx.x;
+    float mm = -INFINITY, ll = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) mm = fmaxf(mm, sm_ml[w][hh][0]);
+#pragma unroll
+    for (int w = 0; w < NW; ++w) {  // a warp without keys weighs 0 (its row and sum are 0)
+      const float wt = sm_ml[w][hh][0] == -INFINITY ? 0.f : __expf(sm_ml[w][hh][0] - mm);
+      sm_wt[w][hh] = wt;
+      ll += sm_ml[w][hh][1] * wt;
+    }
+    sm_head[hh][0] = mm;
+    sm_head[hh][1] = ll;
+  }
+  __syncthreads();
   for (int idx = threadIdx.x; idx < G * D; idx += blockDim.x) {
     const int hh = idx / D, e = idx % D;
-    float mm = -INFINITY;
-    for (int w = 0; w < NW; ++w) mm = fmaxf(mm, sm_ml[w][hh][0]);
-    float ll = 0.f, acc = 0.f;
-    if (mm != -INFINITY)
-      for (int w = 0; w < NW; ++w) {
-        if (sm_ml[w][hh][0] == -INFINITY) continue;
-        const float wt = __expf(sm_ml[w][hh][0] - mm);
-        ll += sm_ml[w][hh][1] * wt;
-        acc += wsm[w].o[hh][col(e)] * wt;
-      }
+    float acc = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) acc += wsm[w].o[hh][col(e)] * sm_wt[w][hh];
     const int64_t row = int64_t(blockIdx.x) * a.n_heads + g * G + hh;
     a.part_o[row * D + e] = acc;
-    if (e == 0) a.part_ml[row] = make_float2(mm, ll);
+    if (e == 0) a.part_ml[row] = make_float2(sm_head[hh][0], sm_head[hh][1]);
   }
 }
 
