@@ -1,8 +1,8 @@
 // The CUDA prefill (chunk) attention against CpuBackend::attention: dense and sparse attended
 // sets, remapped and true RoPE positions, both RoPE pairings, group sizes 3, 4 and 8, an
 // identity and a shuffled page table, and query sub-blocks forced by small scratch budgets, on
-// the tensor cores (close) and in the CPU's order (bit for bit); and the causal softmax kernel
-// alone. Skips without a GPU.
+// the tensor cores (close) and in the CPU's order (bit for bit, in a test of its own); and the
+// causal softmax kernel alone. Skips without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -19,7 +19,9 @@
 #include "backend/cuda/cuda_prefill_attention.hpp"
 #include "backend/cuda/device_buffer.hpp"
 #include "cuda_test_support.hpp"
+#include "cpu/exact_ops.hpp"
 #include "cpu/vec_ops.hpp"
+#include "cuda/exact_kernels.hpp"
 #include "cuda/prefill_kernels.hpp"
 #include "util/fp16.hpp"
 
@@ -154,8 +156,8 @@ int64_t differing_bits(const std::vector<float>& a, const std::vector<float>& b)
   return n;
 }
 
-TEST(CudaPrefillAttention, MatchesCpu) {
-  TS_SKIP_WITHOUT_GPU();
+// Every case on the tensor cores (close to the CPU) or in the CPU's order (its bits).
+void expect_matches_cpu(bool cpu_order) {
   for (const Shape& s : {kSmol, kQwenLike, kGroup8}) {
     HostKv kv(s, kHostTokens, uint32_t(s.H * 100 + s.D), 1.5f);
     // Sparse sets first, so the dense one grows the gathered buffers of a used object.
@@ -175,21 +177,75 @@ TEST(CudaPrefillAttention, MatchesCpu) {
       }
       att.upload_kv(0, kv.k.data(), kv.v.data(), kHostTokens, kHostTokens);
       // 1 GiB: one sub-block; 1 MiB: several, the last one shorter; 1 byte: one query each.
-      for (bool cpu_order : {false, true})
-        for (size_t scratch : {size_t(1) << 30, size_t(1) << 20, size_t(1)}) {
-          CudaPrefillAttention pf(att.stream(), cpu_order, scratch);
-          for (size_t c = 0; c < cases.size(); ++c) {
-            const std::vector<float> got = gpu_attention(att, pf, cases[c]);
-            const std::string what = cases[c].name + ", H " + std::to_string(s.H) + " Hkv " + std::to_string(s.Hkv) +
-                                     " D " + std::to_string(s.D) + ", pages " + (shuffled ? "shuffled" : "in order") +
-                                     ", scratch " + std::to_string(scratch);
-            if (cpu_order)
-              EXPECT_EQ(differing_bits(got, refs[c]), 0) << what << " (CPU order), max |error| "
-                                                        << max_abs_error(got, refs[c]);
-            else
-              EXPECT_LE(max_abs_error(got, refs[c]), 2e-3) << what;
-          }
+      for (size_t scratch : {size_t(1) << 30, size_t(1) << 20, size_t(1)}) {
+        CudaPrefillAttention pf(att.stream(), cpu_order, scratch);
+        for (size_t c = 0; c < cases.size(); ++c) {
+          const std::vector<float> got = gpu_attention(att, pf, cases[c]);
+          const std::string what = cases[c].name + ", H " + std::to_string(s.H) + " Hkv " + std::to_string(s.Hkv) +
+                                   " D " + std::to_string(s.D) + ", pages " + (shuffled ? "shuffled" : "in order") +
+                                   ", scratch " + std::to_string(scratch);
+          if (cpu_order)
+            EXPECT_EQ(differing_bits(got, refs[c]), 0) << what << " (CPU order), max |error| "
+                                                      << max_abs_error(got, refs[c]);
+          else
+            EXPECT_LE(max_abs_error(got, refs[c]), 2e-3) << what;
         }
+      }
+    }
+  }
+}
+
+TEST(CudaPrefillAttention, MatchesCpuOnTensorCores) {
+  TS_SKIP_WITHOUT_GPU();
+  expect_matches_cpu(false);
+}
+
+// No cuBLAS in this one, so that racecheck can watch the lane-chain and softmax kernels alone.
+TEST(CudaPrefillAttention, CpuOrderEqualsCpuBits) {
+  TS_SKIP_WITHOUT_GPU();
+  expect_matches_cpu(true);
+}
+
+// The lane-chain products alone against ExactOps::dot_lanes8, bit for bit: A row- and
+// column-major, narrow (2 x 2 tiles per thread) and wide (4 x 4) products, partial tiles, k not
+// a multiple of the 32-element stage, two problems per launch. Four launches, so that racecheck
+// can watch the kernel through a whole test.
+TEST(CudaPrefillAttention, LaneChainProductsEqualCpu) {
+  TS_SKIP_WITHOUT_GPU();
+  struct Case {
+    int64_t n_a, n_b, k;
+    bool a_rows;
+  };
+  constexpr int kBatch = 2;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (const Case& p : {Case{40, 13, 72, true}, Case{300, 21, 136, true}, Case{64, 9, 200, false},
+                        Case{260, 37, 48, false}}) {
+    const int64_t na_k = p.n_a * p.k, nb_k = p.n_b * p.k;
+    std::vector<uint16_t> a(size_t(kBatch * na_k)), b(size_t(kBatch * nb_k));
+    for (uint16_t& x : a) x = fp32_to_fp16(nd(rng));
+    for (uint16_t& x : b) x = fp32_to_fp16(nd(rng));
+    DeviceBuffer<uint16_t> ad(a.size()), bd(b.size());
+    DeviceBuffer<float> cd(size_t(kBatch * p.n_a * p.n_b));
+    cuda::check(cudaMemcpy(ad.get(), a.data(), a.size() * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+    cuda::check(cudaMemcpy(bd.get(), b.data(), b.size() * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+    // A(i, l) at i * k + l (rows) or l * n_a + i (columns); C column j at j * n_a.
+    const cuda::Lanes8Operands o{ad.get(), na_k, p.a_rows ? p.k : 1, p.a_rows ? 1 : p.n_a,
+                                 bd.get(), nb_k, p.k, cd.get(), p.n_a * p.n_b, p.n_a};
+    cuda::launch_lanes8_products(o, p.n_a, p.n_b, p.k, kBatch, nullptr);
+    std::vector<float> got(cd.size());
+    cuda::check(cudaMemcpy(got.data(), cd.get(), got.size() * 4, cudaMemcpyDeviceToHost), "cudaMemcpy");
+    for (int z = 0; z < kBatch; ++z) {
+      std::vector<float> af(static_cast<size_t>(na_k)), bf(static_cast<size_t>(nb_k));
+      std::vector<float> want(static_cast<size_t>(p.n_a * p.n_b));
+      for (int64_t i = 0; i < p.n_a; ++i)
+        for (int64_t l = 0; l < p.k; ++l)
+          af[size_t(i * p.k + l)] = fp16_to_fp32(a[size_t(z * na_k + (p.a_rows ? i * p.k + l : l * p.n_a + i))]);
+      for (int64_t x = 0; x < nb_k; ++x) bf[size_t(x)] = fp16_to_fp32(b[size_t(z * nb_k + x)]);
+      kernels::exact_ops().dot_lanes8(p.n_a, p.n_b, p.k, af.data(), p.k, bf.data(), p.k, want.data(), p.n_a);
+      const std::vector<float> gz(got.begin() + z * p.n_a * p.n_b, got.begin() + (z + 1) * p.n_a * p.n_b);
+      EXPECT_EQ(differing_bits(gz, want), 0) << "n_a " << p.n_a << " n_b " << p.n_b << " k " << p.k
+                                             << (p.a_rows ? " A rows" : " A columns") << ", problem " << z;
     }
   }
 }
