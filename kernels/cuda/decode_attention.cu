@@ -357,6 +357,7 @@ __global__ void __launch_bounds__(kAttendThreads, D == 128 ? 3 : 4) attend_split
   // sits at column d + d / (D / 8), rows kRow apart: the 32 lanes' stores below (lane (r, c):
   // head 2c (+1), dims r D/8 + 2s (+1)) then fall in 32 distinct banks (16-way conflicts without).
   constexpr int kRow = D == 128 ? 140 : 84;
+  static_assert(D - 1 + (D - 1) / (D / 8) < kRow, "a padded row holds its last column");
   const auto col = [](int d) { return d + d / (D / 8); };
   struct WarpSmem {
     union {
