@@ -364,13 +364,13 @@ __device__ void pick(const uint32_t* hist, int shift, uint32_t& prefix, uint32_t
   __syncthreads();  // the scan storage is reused next
 }
 
-// Block b's slice of the candidates: [n * b / blocks, n * (b + 1) / blocks).
-__device__ __forceinline__ int slice_begin(int n, int b, int blocks) { return int(int64_t(n) * b / blocks); }
+// Voter b's slice of the candidates: [n * b / voters, n * (b + 1) / voters).
+__device__ __forceinline__ int slice_begin(int n, int b, int voters) { return int(int64_t(n) * b / voters); }
 
-// Per block, how many of its slice's votes are above the threshold and equal to it.
-__device__ void compact_count(const StepArgs& a, int n, uint32_t thr, StepSmem& sm) {
+// Per voter, how many of its slice's votes are above the threshold and equal to it.
+__device__ void compact_count(const StepArgs& a, int n, int voters, uint32_t thr, StepSmem& sm) {
   using Reduce = cub::BlockReduce<int, kThreads>;
-  const int j0 = slice_begin(n, blockIdx.x, gridDim.x), j1 = slice_begin(n, blockIdx.x + 1, gridDim.x);
+  const int j0 = slice_begin(n, blockIdx.x, voters), j1 = slice_begin(n, blockIdx.x + 1, voters);
   int g = 0, e = 0;
   for (int j = j0 + threadIdx.x; j < j1; j += kThreads) {
     const uint32_t b = __float_as_uint(a.s.votes[j]);
@@ -385,7 +385,7 @@ __device__ void compact_count(const StepArgs& a, int n, uint32_t thr, StepSmem& 
 
 // Writes the selection in position order: every vote above the threshold, and the first `need`
 // (lowest positions) equal to it, as the CPU's tie rule (vote descending, position ascending).
-__device__ void compact_write(const StepArgs& a, int c0, int n, uint32_t thr, int need, StepSmem& sm) {
+__device__ void compact_write(const StepArgs& a, int c0, int n, int voters, uint32_t thr, int need, StepSmem& sm) {
   using Scan = cub::BlockScan<int, kThreads>;
   using Reduce = cub::BlockReduce<int, kThreads>;
   __shared__ int base_g, base_e;
@@ -403,7 +403,7 @@ __device__ void compact_write(const StepArgs& a, int c0, int n, uint32_t thr, in
   }
   __syncthreads();
   int G = base_g, E = base_e;
-  const int j0 = slice_begin(n, blockIdx.x, gridDim.x), j1 = slice_begin(n, blockIdx.x + 1, gridDim.x);
+  const int j0 = slice_begin(n, blockIdx.x, voters), j1 = slice_begin(n, blockIdx.x + 1, voters);
   for (int t0 = j0; t0 < j1; t0 += kThreads) {
     const int j = t0 + threadIdx.x;
     const uint32_t b = j < j1 ? __float_as_uint(a.s.votes[j]) : 0u;
@@ -474,22 +474,36 @@ __global__ void __launch_bounds__(kThreads) step_kernel(StepArgs a) {
     if (blockIdx.x == 0 && threadIdx.x == 0) st->n_sel = 0;
     return;
   }
-  vote_phase(a, n, sm);
+  // The vote's grid-stride slices are kThreads long: blocks past the candidates hold no votes,
+  // and sit out the vote, the radix passes and the compaction (whose slices are the voters'
+  // alone), keeping only to the barriers. Below gridDim.x * kThreads candidates that spares the
+  // rest of the grid the histograms' shared memory and the picks' reads of them (8k candidates:
+  // 32 voters). The guards cost 9 registers at head_dim 64, two resident blocks per SM instead
+  // of three: faster to 128k, slower from 512k (NOTES, GPU v17).
+  const int voters = min(int(gridDim.x), (n + kThreads - 1) / kThreads);
+  const bool votes = int(blockIdx.x) < voters;
+  if (votes) vote_phase(a, n, sm);
   grid.sync();
   uint32_t prefix = 0, mask = 0;
   int k_left = k_eff;
   uint32_t* const hist2 = a.s.hist + kHistBins;
   uint32_t* const hist3 = hist2 + kHistBins;
-  pick<kHistBins>(a.s.hist, 21, prefix, mask, k_left, sm);
-  hist_phase(a, n, prefix, mask, 10, kHistBins, hist2, sm);
+  if (votes) {
+    pick<kHistBins>(a.s.hist, 21, prefix, mask, k_left, sm);
+    hist_phase(a, n, prefix, mask, 10, kHistBins, hist2, sm);
+  }
   grid.sync();
-  pick<kHistBins>(hist2, 10, prefix, mask, k_left, sm);
-  hist_phase(a, n, prefix, mask, 0, kHistBins / 2, hist3, sm);
+  if (votes) {
+    pick<kHistBins>(hist2, 10, prefix, mask, k_left, sm);
+    hist_phase(a, n, prefix, mask, 0, kHistBins / 2, hist3, sm);
+  }
   grid.sync();
-  pick<kHistBins / 2>(hist3, 0, prefix, mask, k_left, sm);
-  compact_count(a, n, prefix, sm);
+  if (votes) {
+    pick<kHistBins / 2>(hist3, 0, prefix, mask, k_left, sm);
+    compact_count(a, n, voters, prefix, sm);
+  }
   grid.sync();
-  compact_write(a, c0, n, prefix, k_left, sm);
+  if (votes) compact_write(a, c0, n, voters, prefix, k_left, sm);
   if (blockIdx.x == 0 && threadIdx.x == 0) {
     st->n_sel = k_eff;
     st->sel_local_start = c0 + n;
